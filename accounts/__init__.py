@@ -1,0 +1,1 @@
+"""People, their mail accounts and identities, encrypted credentials, sign-up and log-in."""

@@ -1,0 +1,29 @@
+"""The one Celery app: queues named for their work (sync, send, push) and the beat schedule."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webmail.settings")
+
+app = Celery("webmail")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_queues=[Queue("sync"), Queue("send"), Queue("push")],
+    task_default_queue="sync",
+    # Tasks are named "<queue>.<what>"; the prefix picks the queue.
+    task_routes={"sync.*": {"queue": "sync"}, "send.*": {"queue": "send"}, "push.*": {"queue": "push"}},
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_time_limit=30 * 60,
+    task_soft_time_limit=25 * 60,
+    broker_transport_options={"visibility_timeout": 60 * 60},
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    beat_schedule={},
+)
+app.autodiscover_tasks()

@@ -1,0 +1,1 @@
+"""The mail cache and everything the browser does with mail."""

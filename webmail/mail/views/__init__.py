@@ -1,0 +1,1 @@
+"""Views of the mail app, a module per page."""

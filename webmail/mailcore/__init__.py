@@ -1,0 +1,1 @@
+"""Pure-Python mail protocols and message format: no Django, Celery or Channels."""

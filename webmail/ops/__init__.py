@@ -1,0 +1,1 @@
+"""Running the service: the all-in-one supervisor, the embedded Redis, health checks."""
