@@ -1,0 +1,157 @@
+"""The local mail cache: folders, messages, their raw bytes and searchable text, and threads.
+
+IMAP and POP3 fill the same tables; POP3 mail lives in local folders (Folder.is_local).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import MailAccount
+
+
+class SpecialUse(models.TextChoices):
+    NONE = "", _("Folder")
+    INBOX = "inbox", _("Inbox")
+    DRAFTS = "drafts", _("Drafts")
+    SENT = "sent", _("Sent")
+    TRASH = "trash", _("Trash")
+    JUNK = "junk", _("Junk")
+    ARCHIVE = "archive", _("Archive")
+    ALL = "all", _("All mail")
+    FLAGGED = "flagged", _("Flagged")
+
+
+class Folder(models.Model):
+    """One mailbox of an account, with the IMAP state needed for incremental sync (RFC 7162)."""
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="folders")
+    name = models.CharField(max_length=1000)  # full server path, decoded from modified UTF-7
+    delimiter = models.CharField(max_length=1, blank=True)
+    special_use = models.CharField(max_length=10, choices=SpecialUse.choices, blank=True, default="")
+    subscribed = models.BooleanField(default=True)
+    selectable = models.BooleanField(default=True)
+    is_local = models.BooleanField(default=False)  # exists only in the cache (POP3 accounts)
+
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    uidnext = models.BigIntegerField(null=True, blank=True)
+    highestmodseq = models.BigIntegerField(null=True, blank=True)
+    # Highest UID whose message is stored: an interrupted first sync resumes above it.
+    synced_uid = models.BigIntegerField(default=0)
+    server_count = models.PositiveIntegerField(default=0)  # EXISTS at the last sync
+    total_count = models.PositiveIntegerField(default=0)
+    unread_count = models.PositiveIntegerField(default=0)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="folder_unique_name")]
+        ordering = ["account_id", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def display_name(self) -> str:
+        """Return the last path component (the whole name when there is no delimiter)."""
+        if self.special_use == SpecialUse.INBOX:
+            return str(_("Inbox"))
+        return self.name.rsplit(self.delimiter, 1)[-1] if self.delimiter else self.name
+
+    @property
+    def depth(self) -> int:
+        return self.name.count(self.delimiter) if self.delimiter else 0
+
+
+class Thread(models.Model):
+    """A conversation: messages linked by Message-ID / In-Reply-To / References, across folders."""
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="threads")
+    subject = models.CharField(max_length=500, blank=True)  # normalised (no Re:/Fwd:)
+    last_date = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "subject"])]
+
+    def __str__(self) -> str:
+        return self.subject or f"thread {self.pk}"
+
+
+class ThreadKey(models.Model):
+    """Every Message-ID seen in a message or its references, pointing at its thread.
+
+    Two replies to a message that is not in the cache still meet here (JWZ's empty containers).
+    """
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="+")
+    message_id = models.CharField(max_length=500)
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="keys")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "message_id"], name="threadkey_unique")]
+
+    def __str__(self) -> str:
+        return self.message_id
+
+
+class Message(models.Model):
+    """One message in one folder, as cached from the server (or downloaded by POP3)."""
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="messages")
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="messages")
+    uid = models.BigIntegerField()  # IMAP UID; for local folders a per-folder counter
+    thread = models.ForeignKey(Thread, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+
+    seen = models.BooleanField(default=False)
+    flagged = models.BooleanField(default=False)
+    answered = models.BooleanField(default=False)
+    draft = models.BooleanField(default=False)
+    deleted = models.BooleanField(default=False)
+    keywords = models.JSONField(default=list, blank=True)
+    modseq = models.BigIntegerField(null=True, blank=True)
+
+    internal_date = models.DateTimeField()
+    size = models.PositiveIntegerField(default=0)
+    date = models.DateTimeField(db_index=False)  # Date: header, else INTERNALDATE (sort key)
+    subject = models.TextField(blank=True)
+    from_name = models.CharField(max_length=300, blank=True)
+    from_email = models.CharField(max_length=320, blank=True)
+    sender = models.JSONField(default=list, blank=True)  # [[name, email], ...]
+    reply_to = models.JSONField(default=list, blank=True)
+    to = models.JSONField(default=list, blank=True)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    message_id = models.CharField(max_length=500, blank=True)
+    in_reply_to = models.CharField(max_length=500, blank=True)
+    references = models.TextField(blank=True)  # space-separated ids
+    snippet = models.CharField(max_length=300, blank=True)
+    has_attachments = models.BooleanField(default=False)
+    parse_problems = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["folder", "uid"], name="message_unique_uid")]
+        indexes = [
+            # Keyset pagination of a folder by date (newest first), ties broken by id.
+            models.Index(fields=["folder", "-date", "-id"], name="message_folder_date"),
+            models.Index(fields=["account", "message_id"], name="message_account_msgid"),
+            models.Index(fields=["thread", "date"], name="message_thread_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.folder_id}:{self.uid} {self.subject[:40]}"
+
+
+class MessageBody(models.Model):
+    """The raw RFC 822 bytes (zlib-compressed) and the readable text of a message.
+
+    Kept apart from Message so that lists never load them.
+    """
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, primary_key=True, related_name="body")
+    raw_compressed = models.BinaryField()
+    text = models.TextField(blank=True)  # text/plain, or text/html as text: what search indexes
+
+    def __str__(self) -> str:
+        return f"body of {self.message_id}"
