@@ -13,7 +13,9 @@ from webmail.mail.events import send_event_on_commit
 
 
 @transaction.atomic
-def do_add_mail_account(user: AbstractBaseUser, account: MailAccount, request: HttpRequest | None = None) -> MailAccount:
+def do_add_mail_account(
+    user: AbstractBaseUser, account: MailAccount, request: HttpRequest | None = None
+) -> MailAccount:
     """Save the new ACCOUNT (built by MailAccountForm, unsaved) for USER with a default identity.
 
     Precondition: the account has passed MailAccountForm validation.
@@ -23,19 +25,27 @@ def do_add_mail_account(user: AbstractBaseUser, account: MailAccount, request: H
     Identity.objects.create(
         account=account, display_name=account.display_name, email=account.email, is_default=True
     )
-    signals.record(AuditEvent.Kind.MAIL_ACCOUNT_ADDED, user, request, account_id=account.pk, email=account.email)
+    signals.record(
+        AuditEvent.Kind.MAIL_ACCOUNT_ADDED, user, request, account_id=account.pk, email=account.email
+    )
     return account
 
 
 @transaction.atomic
-def do_update_mail_account(account: MailAccount, changed: list[str], request: HttpRequest | None = None) -> None:
+def do_update_mail_account(
+    account: MailAccount, changed: list[str], request: HttpRequest | None = None
+) -> None:
     """Save ACCOUNT after an edit; a changed server or password makes it "new" again until checked."""
     account.state = AccountState.NEW
     account.state_reason = ""
     account.state_changed_at = timezone.now()
     account.save()
     signals.record(
-        AuditEvent.Kind.MAIL_ACCOUNT_CHANGED, account.user, request, account_id=account.pk, fields=sorted(changed)
+        AuditEvent.Kind.MAIL_ACCOUNT_CHANGED,
+        account.user,
+        request,
+        account_id=account.pk,
+        fields=sorted(changed),
     )
 
 
@@ -43,7 +53,11 @@ def do_update_mail_account(account: MailAccount, changed: list[str], request: Ht
 def do_remove_mail_account(account: MailAccount, request: HttpRequest | None = None) -> None:
     """Delete ACCOUNT, its stored credentials and everything cached for it."""
     signals.record(
-        AuditEvent.Kind.MAIL_ACCOUNT_REMOVED, account.user, request, account_id=account.pk, email=account.email
+        AuditEvent.Kind.MAIL_ACCOUNT_REMOVED,
+        account.user,
+        request,
+        account_id=account.pk,
+        email=account.email,
     )
     account.delete()
 
@@ -75,8 +89,13 @@ def do_run_connection_check(check_id: int) -> ConnectionCheck | None:
         )
         if updated:
             _set_state_from_check(check.account, incoming, smtp)
+            if incoming.get("ok"):
+                from webmail.mail.actions.schedule import request_sync
+
+                request_sync(check.account.pk)
             send_event_on_commit(
-                check.account.user_id, {"type": "account.status", "account": check.account.pk, "check": check.pk}
+                check.account.user_id,
+                {"type": "account.status", "account": check.account.pk, "check": check.pk},
             )
     check.refresh_from_db()
     return check

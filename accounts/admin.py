@@ -12,7 +12,15 @@ class IdentityInline(admin.TabularInline):
 
 @admin.register(MailAccount)
 class MailAccountAdmin(admin.ModelAdmin):
-    list_display = ["name", "email", "user", "incoming_protocol", "incoming_host", "state", "state_changed_at"]
+    list_display = [
+        "name",
+        "email",
+        "user",
+        "incoming_protocol",
+        "incoming_host",
+        "state",
+        "state_changed_at",
+    ]
     list_filter = ["state", "incoming_protocol", "incoming_security"]
     search_fields = ["name", "email", "user__username", "incoming_host", "smtp_host"]
     exclude = ["incoming_password_token", "smtp_password_token"]

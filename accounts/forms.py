@@ -26,7 +26,9 @@ def clean_host(value: str) -> str:
     if _CONTROL.search(host) or " " in host:
         raise ValidationError(_("A host name cannot contain spaces or control characters."))
     if "://" in host or "/" in host:
-        raise ValidationError(_("Enter only the host name (like imap.example.com), without a scheme or path."))
+        raise ValidationError(
+            _("Enter only the host name (like imap.example.com), without a scheme or path.")
+        )
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if ":" in host:
@@ -135,10 +137,16 @@ class MailAccountForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         for prefix in ("incoming", "smtp"):
-            if data.get(f"{prefix}_security") == Security.TLS and data.get(f"{prefix}_port") in (143, 110, 587, 25):
+            if data.get(f"{prefix}_security") == Security.TLS and data.get(f"{prefix}_port") in (
+                143,
+                110,
+                587,
+                25,
+            ):
                 self.add_error(
                     f"{prefix}_port",
-                    _("Port %(port)s is normally used with STARTTLS, not SSL/TLS.") % {"port": data[f"{prefix}_port"]},
+                    _("Port %(port)s is normally used with STARTTLS, not SSL/TLS.")
+                    % {"port": data[f"{prefix}_port"]},
                 )
         return data
 

@@ -59,4 +59,6 @@ def preset_for(email: str) -> Preset | None:
         return None
     if domain in PRESETS:
         return PRESETS[domain]
-    return _imap("", f"imap.{domain}", f"smtp.{domain}", note="Guessed from the domain: check with your provider.")
+    return _imap(
+        "", f"imap.{domain}", f"smtp.{domain}", note="Guessed from the domain: check with your provider."
+    )

@@ -35,6 +35,8 @@ def on_logout(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> No
 
 
 @receiver(user_login_failed)
-def on_login_failed(sender: Any, credentials: dict, request: HttpRequest | None = None, **kwargs: Any) -> None:
+def on_login_failed(
+    sender: Any, credentials: dict, request: HttpRequest | None = None, **kwargs: Any
+) -> None:
     # Only the user name is kept: never the password that was tried.
     record(AuditEvent.Kind.LOGIN_FAILED, None, request, username=str(credentials.get("username", ""))[:150])

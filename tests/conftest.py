@@ -66,7 +66,9 @@ def celery_worker_thread(transactional_db, redis_server):
     from webmail.celery import app
 
     app.control.purge()
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING") as worker:
+    with start_worker(
+        app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING"
+    ) as worker:
         yield worker
 
 

@@ -24,6 +24,8 @@ app.conf.update(
     broker_transport_options={"visibility_timeout": 60 * 60},
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
-    beat_schedule={},
+    beat_schedule={
+        "sync-due-accounts": {"task": "sync.due", "schedule": 60.0, "options": {"expires": 55}},
+    },
 )
 app.autodiscover_tasks()

@@ -200,3 +200,7 @@ WEBMAIL_ALLOWED_MAIL_NETWORKS = env_list("WEBMAIL_ALLOWED_MAIL_NETWORKS")
 WEBMAIL_EXTRA_CA_FILE = os.environ.get("WEBMAIL_EXTRA_CA_FILE") or None
 WEBMAIL_CONNECT_TIMEOUT = env_int("WEBMAIL_CONNECT_TIMEOUT", 20, minimum=1)
 WEBMAIL_MAX_ACCOUNTS_PER_PERSON = env_int("WEBMAIL_MAX_ACCOUNTS_PER_PERSON", 10, minimum=1)
+# Seconds an account's sync lock lives without being extended (a killed worker frees it after this).
+WEBMAIL_SYNC_LOCK_TTL = env_int("WEBMAIL_SYNC_LOCK_TTL", 120, minimum=10)
+# Minutes between periodic syncs of each account (IDLE watchers make most syncs immediate).
+WEBMAIL_SYNC_INTERVAL = env_int("WEBMAIL_SYNC_INTERVAL", 5, minimum=1)

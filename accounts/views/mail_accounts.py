@@ -56,7 +56,9 @@ def account_edit(request: HttpRequest, account_id: int, check_id: int | None = N
         check = actions.do_request_connection_check(account)
         messages.success(request, _("Saved. Checking the connection now."))
         return redirect("mail_account_edit_check", account_id=account.pk, check_id=check.pk)
-    return render(request, "accounts/mail_account_form.html", {"form": form, "account": account, "check": check})
+    return render(
+        request, "accounts/mail_account_form.html", {"form": form, "account": account, "check": check}
+    )
 
 
 @login_required
@@ -64,7 +66,9 @@ def account_remove(request: HttpRequest, account_id: int) -> HttpResponse:
     account = access_mail_account(request.user, account_id)
     if request.method == "POST":
         actions.do_remove_mail_account(account, request)
-        messages.success(request, _("The account %(name)s and its cached mail were removed.") % {"name": account.name})
+        messages.success(
+            request, _("The account %(name)s and its cached mail were removed.") % {"name": account.name}
+        )
         return redirect("mail_account_list")
     return render(request, "accounts/mail_account_remove.html", {"account": account})
 
@@ -93,8 +97,12 @@ def preset(request: HttpRequest) -> HttpResponse:
     initial = initial_from_preset(request.GET.get("email", ""))
     if not request.htmx:
         return redirect(f"{reverse('mail_account_add')}?{urlencode({'email': request.GET.get('email', '')})}")
-    form = MailAccountForm(initial={**initial, **{k: v for k, v in request.GET.items() if k in ("name", "display_name")}})
-    return render(request, "accounts/_server_fields.html", {"form": form, "preset_note": initial.get("_note", "")})
+    form = MailAccountForm(
+        initial={**initial, **{k: v for k, v in request.GET.items() if k in ("name", "display_name")}}
+    )
+    return render(
+        request, "accounts/_server_fields.html", {"form": form, "preset_note": initial.get("_note", "")}
+    )
 
 
 def initial_from_preset(email: str) -> dict[str, object]:
@@ -103,7 +111,11 @@ def initial_from_preset(email: str) -> dict[str, object]:
     if not email or not lookup.is_valid():
         return {}
     address = lookup.cleaned_data["email"]
-    initial: dict[str, object] = {"email": address, "incoming_username": address, "name": address.split("@")[1]}
+    initial: dict[str, object] = {
+        "email": address,
+        "incoming_username": address,
+        "name": address.split("@")[1],
+    }
     found = preset_for(address)
     if found:
         initial.update(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from accounts.forms import MailAccountForm, clean_host
-from django.core.exceptions import ValidationError
 
 GOOD = {
     "name": "Work",
@@ -47,8 +47,18 @@ def test_bad_ports_are_field_errors(port):
 
 @pytest.mark.parametrize(
     "host",
-    ["", "   ", "imap://example.test", "example.test/path", "exa mple.test", "bad_host!.test",
-     "example.test:993", "-lead.example.test", "a" * 64 + ".test", "line\nbreak.test"],
+    [
+        "",
+        "   ",
+        "imap://example.test",
+        "example.test/path",
+        "exa mple.test",
+        "bad_host!.test",
+        "example.test:993",
+        "-lead.example.test",
+        "a" * 64 + ".test",
+        "line\nbreak.test",
+    ],
 )
 def test_bad_hosts_are_field_errors(host):
     form = form_with(smtp_host=host)
@@ -56,7 +66,9 @@ def test_bad_hosts_are_field_errors(host):
     assert "smtp_host" in form.errors
 
 
-@pytest.mark.parametrize("field", ["name", "email", "incoming_host", "incoming_username", "incoming_password", "smtp_host"])
+@pytest.mark.parametrize(
+    "field", ["name", "email", "incoming_host", "incoming_username", "incoming_password", "smtp_host"]
+)
 def test_empty_required_fields_are_field_errors(field):
     form = form_with(**{field: ""})
     assert not form.is_valid()
@@ -77,8 +89,12 @@ def test_display_name_with_line_break_is_refused():
 
 @pytest.mark.parametrize(
     ("raw", "clean"),
-    [("IMAP.Example.TEST.", "imap.example.test"), ("bücher.example", "xn--bcher-kva.example"),
-     ("[::1]", "::1"), ("127.0.0.1", "127.0.0.1")],
+    [
+        ("IMAP.Example.TEST.", "imap.example.test"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("[::1]", "::1"),
+        ("127.0.0.1", "127.0.0.1"),
+    ],
 )
 def test_hosts_are_normalised(raw, clean):
     assert clean_host(raw) == clean

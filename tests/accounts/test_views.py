@@ -41,7 +41,9 @@ def test_it_signs_up_and_logs_in(client, django_user_model):
 
 
 def test_signup_shows_field_errors_for_mismatched_passwords(client, django_user_model):
-    response = client.post(reverse("signup"), {"username": "carol", "password1": PASSWORD, "password2": "nope"})
+    response = client.post(
+        reverse("signup"), {"username": "carol", "password1": PASSWORD, "password2": "nope"}
+    )
     assert response.status_code == 200
     assert "password2" in response.context["form"].errors
     assert not django_user_model.objects.filter(username="carol").exists()
@@ -74,7 +76,9 @@ def test_password_change_and_reset_pages_render(client, alice):
     assert client.get(reverse("password_change")).status_code == 200
 
 
-def test_it_adds_an_account_with_a_default_identity_and_requests_a_check(client, alice, django_capture_on_commit_callbacks):
+def test_it_adds_an_account_with_a_default_identity_and_requests_a_check(
+    client, alice, django_capture_on_commit_callbacks
+):
     client.force_login(alice)
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(reverse("mail_account_add"), GOOD)
@@ -89,7 +93,9 @@ def test_it_adds_an_account_with_a_default_identity_and_requests_a_check(client,
 
 def test_add_form_shows_errors_instead_of_failing(client, alice):
     client.force_login(alice)
-    response = client.post(reverse("mail_account_add"), {**GOOD, "incoming_port": "70000", "smtp_host": "a b"})
+    response = client.post(
+        reverse("mail_account_add"), {**GOOD, "incoming_port": "70000", "smtp_host": "a b"}
+    )
     assert response.status_code == 200
     assert not MailAccount.objects.exists()
     body = response.content.decode()
@@ -153,7 +159,9 @@ def test_state_changes_need_csrf(alice):
 
 def test_preset_fills_in_known_provider(client, alice):
     client.force_login(alice)
-    response = client.get(reverse("mail_account_preset"), {"email": "someone@gmail.com"}, HTTP_HX_REQUEST="true")
+    response = client.get(
+        reverse("mail_account_preset"), {"email": "someone@gmail.com"}, HTTP_HX_REQUEST="true"
+    )
     body = response.content.decode()
     assert 'value="imap.gmail.com"' in body and 'value="smtp.gmail.com"' in body
     response = client.get(reverse("mail_account_add"), {"email": "me@corp.example"})

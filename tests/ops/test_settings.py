@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     """Import the settings in a fresh interpreter with ENV and print a few values."""
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "DEBUG"}}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "DEBUG"}
+    }
     clean.update(WEBMAIL_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="webmail.settings", **env)
     code = (
         "from django.conf import settings as s;"
@@ -61,7 +63,12 @@ def test_environment_overrides_defaults(tmp_path):
 
 @pytest.mark.parametrize(
     "env",
-    [{"DEBUG": "maybe"}, {"REDIS_URL": "http://127.0.0.1"}, {"WEBMAIL_SIGNUP": "sometimes"}, {"WEBMAIL_CONNECT_TIMEOUT": "x"}],
+    [
+        {"DEBUG": "maybe"},
+        {"REDIS_URL": "http://127.0.0.1"},
+        {"WEBMAIL_SIGNUP": "sometimes"},
+        {"WEBMAIL_CONNECT_TIMEOUT": "x"},
+    ],
 )
 def test_unparseable_values_are_configuration_errors(tmp_path, env):
     result = load_settings(tmp_path, **env)

@@ -102,7 +102,9 @@ class Message(models.Model):
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="messages")
     folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="messages")
     uid = models.BigIntegerField()  # IMAP UID; for local folders a per-folder counter
-    thread = models.ForeignKey(Thread, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    thread = models.ForeignKey(
+        Thread, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
 
     seen = models.BooleanField(default=False)
     flagged = models.BooleanField(default=False)
@@ -155,3 +157,26 @@ class MessageBody(models.Model):
 
     def __str__(self) -> str:
         return f"body of {self.message_id}"
+
+
+class SyncState(models.Model):
+    """How an account's sync is going: progress of a first sync, failures and the retry schedule."""
+
+    account = models.OneToOneField(
+        MailAccount, on_delete=models.CASCADE, primary_key=True, related_name="sync"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)  # last successful full pass
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)  # consecutive failed passes
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"sync of account {self.account_id}"
+
+    @property
+    def in_first_sync(self) -> bool:
+        return self.progress_total > 0 and self.progress_done < self.progress_total

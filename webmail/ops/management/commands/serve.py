@@ -39,19 +39,49 @@ class Command(BaseCommand):
         py = sys.executable
         commands = {
             "web": [
-                py, "-m", "uvicorn", "webmail.asgi:application",
-                "--host", opts["host"], "--port", str(opts["port"]), "--no-access-log",
-                "--ws", "websockets-sansio", "--lifespan", "off",
+                py,
+                "-m",
+                "uvicorn",
+                "webmail.asgi:application",
+                "--host",
+                opts["host"],
+                "--port",
+                str(opts["port"]),
+                "--no-access-log",
+                "--ws",
+                "websockets-sansio",
+                "--lifespan",
+                "off",
             ],
         }
         if not opts["no_worker"]:
             commands["worker"] = [
-                py, "-m", "celery", "-A", "webmail", "worker", "-Q", "sync,send,push",
-                "--concurrency", str(opts["concurrency"]), "--loglevel", "INFO", "-n", "worker@%h",
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "webmail",
+                "worker",
+                "-Q",
+                "sync,send,push",
+                "--concurrency",
+                str(opts["concurrency"]),
+                "--loglevel",
+                "INFO",
+                "-n",
+                "worker@%h",
             ]
             commands["beat"] = [
-                py, "-m", "celery", "-A", "webmail", "beat", "--loglevel", "INFO",
-                "--schedule", str(instance.var_dir() / "celerybeat-schedule"),
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "webmail",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(instance.var_dir() / "celerybeat-schedule"),
             ]
         procs = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
         url = f"http://{opts['host']}:{opts['port']}/"

@@ -1,0 +1,54 @@
+"""Decide which accounts to sync when: periodic passes, retries with backoff, syncs on request."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import AccountState, MailAccount
+
+
+def due_account_ids() -> list[int]:
+    """Return accounts to sync now: active ones not synced within the interval, or whose retry is due.
+
+    Accounts whose password was refused wait for the person (a new password or a test) instead.
+    """
+    now = timezone.now()
+    stale = now - timedelta(minutes=settings.WEBMAIL_SYNC_INTERVAL)
+    return list(
+        MailAccount.objects.exclude(state__in=[AccountState.DISABLED, AccountState.AUTH_FAILED])
+        .filter(incoming_protocol="imap")
+        .filter(
+            Q(sync__isnull=True)
+            | Q(sync__next_attempt_at__isnull=False, sync__next_attempt_at__lte=now)
+            | Q(sync__next_attempt_at__isnull=True, sync__finished_at__isnull=True)
+            | Q(sync__next_attempt_at__isnull=True, sync__finished_at__lte=stale)
+        )
+        # Not while a pass is running (started after the last finish); a killed one is retried later.
+        .exclude(
+            Q(sync__started_at__gte=now - timedelta(minutes=10))
+            & (Q(sync__finished_at__isnull=True) | Q(sync__finished_at__lt=F("sync__started_at")))
+            & Q(sync__next_attempt_at__isnull=True)
+        )
+        .values_list("pk", flat=True)
+    )
+
+
+def enqueue_due_syncs() -> int:
+    """Enqueue a sync task for each due account; return how many."""
+    from webmail.mail.tasks import sync_account
+
+    ids = due_account_ids()
+    for account_id in ids:
+        sync_account.delay(account_id)
+    return len(ids)
+
+
+def request_sync(account_id: int, folder_names: list[str] | None = None) -> None:
+    """Ask for a sync of one account (or some of its folders) once the current transaction commits."""
+    from webmail.mail.tasks import sync_account
+
+    sync_account.delay_on_commit(account_id, folder_names)

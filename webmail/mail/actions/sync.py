@@ -1,0 +1,404 @@
+"""Keep the cache true to the IMAP server: folders, new mail, flags and expunges (RFC 3501, RFC 7162).
+
+Crash safety: each batch of new messages is stored in one transaction together with the folder's
+`synced_uid`, so a sync killed at any point resumes above the last stored UID with nothing lost and
+nothing stored twice (and (folder, uid) is unique besides). HIGHESTMODSEQ is saved only after a
+folder's changes are all applied, so an interrupted delta is simply asked for again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.connection import incoming_endpoint, net_guard, tls_config
+from accounts.models import AccountState, MailAccount
+from webmail.mail.actions.store import Incoming, flag_fields, refresh_counts, store_messages
+from webmail.mail.events import send_event_on_commit
+from webmail.mail.locks import AccountLock, account_lock, request_again, take_again_request
+from webmail.mail.models import Folder, Message, SpecialUse, SyncState
+from webmail.mailcore import types as imap_types
+from webmail.mailcore.errors import MailError
+from webmail.mailcore.imap import ImapSession
+
+log = logging.getLogger(__name__)
+
+BATCH_MESSAGES = 500  # per FETCH of full messages and per transaction
+BATCH_BYTES = 16 * 1024 * 1024  # ... or fewer when the messages are large: memory stays flat
+FLAG_BATCH = 5000  # UIDs per FLAGS fetch in the full reconcile path
+SPECIAL_USE = {
+    "\\sent": SpecialUse.SENT,
+    "\\drafts": SpecialUse.DRAFTS,
+    "\\trash": SpecialUse.TRASH,
+    "\\junk": SpecialUse.JUNK,
+    "\\archive": SpecialUse.ARCHIVE,
+    "\\all": SpecialUse.ALL,
+    "\\flagged": SpecialUse.FLAGGED,
+}
+
+
+@dataclass
+class SyncReport:
+    """What one sync pass did, for logs, the management command and tests."""
+
+    folders: int = 0
+    new: int = 0
+    changed: int = 0
+    expunged: int = 0
+    skipped: bool = False  # another sync held the lock
+    error: str = ""
+    per_folder: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def open_session(account: MailAccount) -> ImapSession:
+    """Return a logged-in IMAP session for ACCOUNT (capabilities hidden per settings, for tests)."""
+    return ImapSession(
+        incoming_endpoint(account),
+        tls=tls_config(),
+        guard=net_guard(),
+        disabled_caps=frozenset(getattr(settings, "WEBMAIL_IMAP_DISABLED_CAPS", ())),
+    )
+
+
+def do_sync_account(
+    account_id: int, *, folder_names: Iterable[str] | None = None, progress: Progress | None = None
+) -> SyncReport:
+    """Sync ACCOUNT_ID's folders (all, or FOLDER_NAMES) under the account lock; record the outcome.
+
+    Precondition: none; a missing, disabled or POP3 account is ignored. Another sync holding the
+    lock makes this one a no-op that asks the holder to go round once more.
+    """
+    account = MailAccount.objects.filter(pk=account_id).first()
+    report = SyncReport()
+    if account is None or account.state == AccountState.DISABLED or account.incoming_protocol != "imap":
+        report.skipped = True
+        return report
+    with account_lock(account.pk, ttl=settings.WEBMAIL_SYNC_LOCK_TTL) as lock:
+        if lock is None:
+            request_again(account.pk)
+            report.skipped = True
+            return report
+        state, _ = SyncState.objects.get_or_create(account=account)
+        SyncState.objects.filter(pk=account.pk).update(started_at=timezone.now())
+        try:
+            for _ in range(3):  # go round again while syncs were requested during this one
+                with open_session(account) as session:
+                    _sync(session, account, lock, report, folder_names, progress)
+                if not take_again_request(account.pk):
+                    break
+        except MailError as exc:
+            report.error = str(exc)
+            _record_failure(account, exc)
+            return report
+        _record_success(account)
+    return report
+
+
+def _sync(
+    session: ImapSession,
+    account: MailAccount,
+    lock: AccountLock,
+    report: SyncReport,
+    folder_names: Iterable[str] | None,
+    progress: Progress | None,
+) -> None:
+    folders = sync_folder_list(session, account)
+    wanted = set(folder_names) if folder_names else None
+    todo = [f for f in folders if f.selectable and (wanted is None or f.name in wanted)]
+    todo.sort(key=lambda f: (f.special_use != SpecialUse.INBOX, f.name))
+    report.folders += len(todo)
+    for folder in todo:
+        lock.extend()
+        stats = sync_folder(session, folder, lock=lock, progress=progress)
+        report.per_folder[folder.name] = stats
+        report.new += stats["new"]
+        report.changed += stats["changed"]
+        report.expunged += stats["expunged"]
+
+
+def special_use_of(remote: imap_types.Folder) -> str:
+    if remote.name.upper() == "INBOX":
+        return SpecialUse.INBOX
+    return SPECIAL_USE.get((remote.special_use or "").lower(), SpecialUse.NONE)
+
+
+@transaction.atomic
+def sync_folder_list(session: ImapSession, account: MailAccount) -> list[Folder]:
+    """Make the cached folder list equal the server's (LIST + LSUB / SPECIAL-USE, RFC 6154).
+
+    A folder that disappears while one with the same UIDVALIDITY appears was renamed: its cache is
+    kept under the new name (Dovecot and most servers keep UIDVALIDITY across RENAME).
+    """
+    remote = {f.name: f for f in session.list_folders()}
+    cached = {f.name: f for f in Folder.objects.filter(account=account, is_local=False)}
+    gone = [f for name, f in cached.items() if name not in remote]
+    new_names = [name for name in remote if name not in cached]
+    if gone and new_names:
+        by_validity = {f.uidvalidity: f for f in gone if f.uidvalidity}
+        for name in list(new_names):
+            status = session.folder_status(name) if by_validity else None
+            moved = by_validity.pop(status.uidvalidity, None) if status else None
+            if moved is not None:
+                moved.name = name
+                moved.save(update_fields=["name"])
+                cached[name] = moved
+                gone.remove(moved)
+                new_names.remove(name)
+    if gone:
+        Folder.objects.filter(pk__in=[f.pk for f in gone]).delete()
+    result = []
+    for name, r in remote.items():
+        folder = cached.get(name) or Folder(account=account, name=name)
+        values = {
+            "delimiter": r.delimiter or "",
+            "special_use": special_use_of(r),
+            "subscribed": r.subscribed or special_use_of(r) == SpecialUse.INBOX,
+            "selectable": r.selectable,
+        }
+        if folder.pk is None or any(getattr(folder, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(folder, k, v)
+            folder.save()
+        folder.account = account
+        result.append(folder)
+    if gone or new_names:
+        send_event_on_commit(
+            account.user_id, {"type": "mail.changed", "account": account.pk, "folders": True}
+        )
+    return result
+
+
+def sync_folder(
+    session: ImapSession, folder: Folder, *, lock: AccountLock | None = None, progress: Progress | None = None
+) -> dict[str, int]:
+    """Bring one folder's cache up to date and return counts of new, changed and expunged messages."""
+    stats = {"new": 0, "changed": 0, "expunged": 0}
+    use_qresync = session.qresync_enabled and bool(folder.uidvalidity and folder.highestmodseq)
+    state = session.select(
+        folder.name, qresync=(folder.uidvalidity, folder.highestmodseq) if use_qresync else None
+    )
+    if folder.uidvalidity is not None and state.uidvalidity != folder.uidvalidity:
+        # RFC 3501 2.3.1.1: the old UIDs mean nothing now; start this folder again.
+        log.info(
+            "UIDVALIDITY of %s changed (%s -> %s): refetching",
+            folder.name,
+            folder.uidvalidity,
+            state.uidvalidity,
+        )
+        with transaction.atomic():
+            stats["expunged"] += Message.objects.filter(folder=folder).delete()[1].get("mail.Message", 0)
+            folder.synced_uid, folder.highestmodseq = 0, None
+            folder.uidvalidity = state.uidvalidity
+            folder.save(update_fields=["synced_uid", "highestmodseq", "uidvalidity"])
+        use_qresync = False
+    elif folder.uidvalidity is None:
+        Folder.objects.filter(pk=folder.pk).update(uidvalidity=state.uidvalidity)
+        folder.uidvalidity = state.uidvalidity
+
+    nothing_new = state.uidnext is not None and folder.uidnext == state.uidnext
+    if use_qresync and state.qresync:
+        # RFC 7162 3.2.5.2: VANISHED (EARLIER) and FETCH FLAGS are the complete delta since our modseq.
+        stats["expunged"] += _apply_vanished(folder, state.vanished)
+        stats["changed"] += _apply_flag_changes(folder, state.changed)
+        if state.highestmodseq == folder.highestmodseq and nothing_new:
+            _finish_folder(folder, state, stats)
+            return stats
+    elif folder.synced_uid:
+        expunged, changed = _full_reconcile(session, folder, state)
+        stats["expunged"] += expunged
+        stats["changed"] += changed
+
+    stats["new"] += _fetch_new(session, folder, state, lock=lock, progress=progress)
+    _finish_folder(folder, state, stats)
+    return stats
+
+
+def _finish_folder(folder: Folder, state: imap_types.FolderState, stats: dict[str, int]) -> None:
+    with transaction.atomic():
+        folder.uidnext = state.uidnext
+        folder.highestmodseq = state.highestmodseq
+        folder.server_count = state.exists
+        folder.last_synced_at = timezone.now()
+        folder.last_error = ""
+        folder.save(
+            update_fields=["uidnext", "highestmodseq", "server_count", "last_synced_at", "last_error"]
+        )
+        if any(stats.values()):
+            refresh_counts(folder)
+            send_event_on_commit(
+                folder.account.user_id,
+                {"type": "mail.changed", "account": folder.account_id, "folder": folder.pk, **stats},
+            )
+
+
+def _apply_vanished(folder: Folder, uids: Iterable[int]) -> int:
+    uids = list(uids)
+    deleted = 0
+    for start in range(0, len(uids), 1000):
+        deleted += (
+            Message.objects.filter(folder=folder, uid__in=uids[start : start + 1000])
+            .delete()[1]
+            .get("mail.Message", 0)
+        )
+    return deleted
+
+
+def _apply_flag_changes(folder: Folder, changes: Iterable[imap_types.FlagChange]) -> int:
+    changed = 0
+    with transaction.atomic():
+        for change in changes:
+            changed += Message.objects.filter(folder=folder, uid=change.uid).update(
+                modseq=change.modseq, **flag_fields(change.flags)
+            )
+    return changed
+
+
+def _full_reconcile(session: ImapSession, folder: Folder, state: imap_types.FolderState) -> tuple[int, int]:
+    """Without a QRESYNC delta: find expunged UIDs and flag changes by comparing with the server."""
+    server_uids = set(session.uid_search_all())
+    cached = dict(Message.objects.filter(folder=folder, uid__gt=0).values_list("uid", "id"))
+    expunged = _apply_vanished(folder, [uid for uid in cached if uid not in server_uids])
+    known = sorted(uid for uid in cached if uid in server_uids)
+    if folder.highestmodseq and state.highestmodseq and session.condstore:
+        wanted = set(known)
+        changes = [c for c in session.changed_since(folder.highestmodseq) if c.uid in wanted]
+        changed = _apply_flag_changes(folder, changes)
+        return expunged, changed
+    changed = 0
+    current = {
+        uid: (seen, flagged, answered, draft, deleted, kw)
+        for uid, seen, flagged, answered, draft, deleted, kw in Message.objects.filter(
+            folder=folder
+        ).values_list("uid", "seen", "flagged", "answered", "draft", "deleted", "keywords")
+    }
+    for start in range(0, len(known), FLAG_BATCH):
+        diffs = []
+        for change in session.fetch_flags(known[start : start + FLAG_BATCH]):
+            f = flag_fields(change.flags)
+            if current.get(change.uid) != (
+                f["seen"],
+                f["flagged"],
+                f["answered"],
+                f["draft"],
+                f["deleted"],
+                f["keywords"],
+            ):
+                diffs.append(change)
+        changed += _apply_flag_changes(folder, diffs)
+    return expunged, changed
+
+
+def _batches(sizes: list[tuple[int, int]]) -> Iterator[list[int]]:
+    batch: list[int] = []
+    total = 0
+    for uid, size in sizes:
+        if batch and (len(batch) >= BATCH_MESSAGES or total + size > BATCH_BYTES):
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
+
+
+def _fetch_new(
+    session: ImapSession,
+    folder: Folder,
+    state: imap_types.FolderState,
+    *,
+    lock: AccountLock | None,
+    progress: Progress | None,
+) -> int:
+    """Fetch and store every message above synced_uid, batch by batch, each batch committed with progress."""
+    if state.exists == 0:
+        return 0
+    uids = sorted(uid for uid in session.uid_search_all() if uid > folder.synced_uid)
+    if not uids:
+        return 0
+    total = len(uids)
+    SyncState.objects.filter(pk=folder.account_id).update(progress_total=F("progress_total") + total)
+    sizes = session.fetch_sizes(uids)
+    done = 0
+    for batch in _batches(sizes):
+        fetched = [
+            Incoming(uid=m.uid, raw=m.raw, flags=m.flags, internal_date=m.internaldate, modseq=m.modseq)
+            for chunk in session.fetch_headers(batch, batch=len(batch), full=True)
+            for m in chunk
+        ]
+        with transaction.atomic():
+            stored = store_messages(folder, fetched)
+            folder.synced_uid = max(batch)
+            Folder.objects.filter(pk=folder.pk).update(
+                synced_uid=folder.synced_uid,
+                total_count=F("total_count") + len(stored),
+                unread_count=F("unread_count") + sum(1 for m in stored if not m.seen and not m.deleted),
+            )
+            SyncState.objects.filter(pk=folder.account_id).update(
+                progress_done=F("progress_done") + len(batch)
+            )
+            if stored:
+                send_event_on_commit(
+                    folder.account.user_id,
+                    {
+                        "type": "mail.new",
+                        "account": folder.account_id,
+                        "folder": folder.pk,
+                        "count": len(stored),
+                        "latest": {
+                            "from": stored[-1].from_name or stored[-1].from_email,
+                            "subject": stored[-1].subject[:200],
+                        },
+                    },
+                )
+        done += len(batch)
+        if progress:
+            progress(folder.name, done, total)
+        if lock:
+            lock.extend()
+    return done
+
+
+def _record_success(account: MailAccount) -> None:
+    now = timezone.now()
+    SyncState.objects.filter(pk=account.pk).update(
+        finished_at=now, failures=0, next_attempt_at=None, last_error="", progress_done=0, progress_total=0
+    )
+    if account.state != AccountState.OK:
+        MailAccount.objects.filter(pk=account.pk).update(
+            state=AccountState.OK, state_reason="", state_changed_at=now
+        )
+
+
+def _record_failure(account: MailAccount, exc: MailError) -> None:
+    """Store a human-readable reason; back off exponentially; stop retrying on auth failure."""
+    now = timezone.now()
+    state = SyncState.objects.get(pk=account.pk)
+    failures = state.failures + 1
+    delay = min(timedelta(seconds=30) * 2 ** min(failures - 1, 10), timedelta(hours=1))
+    auth = exc.kind == "auth"
+    with transaction.atomic():
+        SyncState.objects.filter(pk=account.pk).update(
+            failures=failures,
+            last_error=str(exc),
+            last_error_at=now,
+            next_attempt_at=None if auth else now + delay,
+        )
+        MailAccount.objects.filter(pk=account.pk).update(
+            state=AccountState.AUTH_FAILED if auth else AccountState.CONNECTION_FAILING,
+            state_reason=str(exc),
+            state_changed_at=now,
+        )
+        send_event_on_commit(
+            account.user_id, {"type": "account.status", "account": account.pk, "error": str(exc)}
+        )
+    log.warning("sync of account %s failed (%s): %s", account.pk, exc.kind, exc)
