@@ -89,6 +89,8 @@ class MailAccountForm(forms.ModelForm):
             "incoming_port",
             "incoming_security",
             "incoming_username",
+            "pop3_leave_on_server",
+            "pop3_delete_after_days",
             "smtp_host",
             "smtp_port",
             "smtp_security",

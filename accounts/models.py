@@ -25,6 +25,12 @@ class Security(models.TextChoices):
     NONE = "none", _("None (unencrypted)")
 
 
+class LeaveOnServer(models.TextChoices):
+    KEEP = "keep", _("Keep a copy on the server")
+    DELETE_AFTER_DAYS = "days", _("Delete from the server after some days")
+    DELETE_NOW = "delete", _("Delete from the server once downloaded")
+
+
 class AccountState(models.TextChoices):
     NEW = "new", _("Not yet synchronised")
     OK = "ok", _("Working")
@@ -63,6 +69,12 @@ class MailAccount(models.Model):
     )
     smtp_username = models.CharField(_("outgoing user name"), max_length=254, blank=True)
     smtp_password_token = models.TextField(blank=True, editable=False)
+
+    # POP3 only: what happens to downloaded mail on the server.
+    pop3_leave_on_server = models.CharField(
+        _("after downloading (POP3)"), max_length=6, choices=LeaveOnServer.choices, default=LeaveOnServer.KEEP
+    )
+    pop3_delete_after_days = models.PositiveIntegerField(_("days to keep on the server (POP3)"), default=14)
 
     state = models.CharField(max_length=20, choices=AccountState.choices, default=AccountState.NEW)
     state_reason = models.TextField(blank=True)

@@ -17,6 +17,8 @@ GOOD = {
     "incoming_security": "tls",
     "incoming_username": "alice@example.test",
     "incoming_password": "pw",
+    "pop3_leave_on_server": "keep",
+    "pop3_delete_after_days": "14",
     "smtp_host": "smtp.example.test",
     "smtp_port": "587",
     "smtp_security": "starttls",

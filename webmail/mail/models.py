@@ -180,3 +180,57 @@ class SyncState(models.Model):
     @property
     def in_first_sync(self) -> bool:
         return self.progress_total > 0 and self.progress_done < self.progress_total
+
+
+class Pop3Download(models.Model):
+    """The UIDL ledger of a POP3 account (RFC 1939 7): one row per message already downloaded.
+
+    Written in the same transaction as the message it stored, so a crash between download and DELE
+    neither loses the message nor stores it twice.
+    """
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="pop3_downloads")
+    uidl = models.CharField(max_length=255)  # the server's UIDL, or "sha256:<hash of TOP n 0>" without UIDL
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    downloaded_at = models.DateTimeField(default=timezone.now)
+    deleted_from_server_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "uidl"], name="pop3download_unique_uidl")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}:{self.uidl}"
+
+
+class PendingChange(models.Model):
+    """A change made in the cache that a task still has to carry to the server (write-back).
+
+    kind "flags": payload {"add": [...], "remove": [...]} on `uids` of `folder`.
+    kind "move"/"copy": `uids` of `folder` to payload {"target": folder id}; `messages` are the cache
+    rows (moved rows wear a placeholder uid of -pk until the server's COPYUID gives the real one).
+    kind "expunge": remove `uids` from `folder` for good.
+    kind "append": the cached `messages` (raw bytes in their MessageBody) to `folder`.
+    """
+
+    class Kind(models.TextChoices):
+        FLAGS = "flags"
+        MOVE = "move"
+        COPY = "copy"
+        EXPUNGE = "expunge"
+        APPEND = "append"
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="pending_changes")
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    uids = models.JSONField(default=list, blank=True)
+    messages = models.JSONField(default=list, blank=True)  # Message ids
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.folder_id} ({len(self.uids)} uids)"
