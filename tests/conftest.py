@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def redis_server() -> Iterator[str]:
         proc = embedded_redis.start(instance.embedded_redis_socket())
     yield settings.REDIS_URL
     embedded_redis.stop(proc)
+    if os.environ.get("WEBMAIL_TEST_OWNS_VAR_DIR"):
+        shutil.rmtree(os.environ["WEBMAIL_VAR_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

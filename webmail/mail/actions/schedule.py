@@ -20,7 +20,6 @@ def due_account_ids() -> list[int]:
     stale = now - timedelta(minutes=settings.WEBMAIL_SYNC_INTERVAL)
     return list(
         MailAccount.objects.exclude(state__in=[AccountState.DISABLED, AccountState.AUTH_FAILED])
-        .filter(incoming_protocol="imap")
         .filter(
             Q(sync__isnull=True)
             | Q(sync__next_attempt_at__isnull=False, sync__next_attempt_at__lte=now)
@@ -52,3 +51,15 @@ def request_sync(account_id: int, folder_names: list[str] | None = None) -> None
     from webmail.mail.tasks import sync_account
 
     sync_account.delay_on_commit(account_id, folder_names)
+
+
+def do_sync(account_id: int, folder_names: list[str] | None = None) -> object:
+    """Run the right sync for the account's protocol: IMAP sync, or POP3 download."""
+    protocol = MailAccount.objects.filter(pk=account_id).values_list("incoming_protocol", flat=True).first()
+    if protocol == "pop3":
+        from webmail.mail.actions.pop3 import do_fetch_pop3
+
+        return do_fetch_pop3(account_id)
+    from webmail.mail.actions.sync import do_sync_account
+
+    return do_sync_account(account_id, folder_names=folder_names)

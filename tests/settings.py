@@ -1,0 +1,14 @@
+"""Test settings: the project's settings, with a private instance directory per test session.
+
+Without REDIS_URL, every session gets its own var/ (SQLite files, generated keys, and the socket of
+the private Redis), so that test runs side by side never share or stop each other's Redis.
+"""
+
+import os
+import tempfile
+
+if not os.environ.get("REDIS_URL") and not os.environ.get("WEBMAIL_VAR_DIR"):
+    os.environ["WEBMAIL_VAR_DIR"] = tempfile.mkdtemp(prefix="webmail-test-")
+    os.environ["WEBMAIL_TEST_OWNS_VAR_DIR"] = "1"
+
+from webmail.settings import *  # noqa: E402,F403
