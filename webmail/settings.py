@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "accounts",
     "webmail.mail",
+    "webmail.compose",
     "webmail.ops",
 ]
 
@@ -204,3 +205,14 @@ WEBMAIL_MAX_ACCOUNTS_PER_PERSON = env_int("WEBMAIL_MAX_ACCOUNTS_PER_PERSON", 10,
 WEBMAIL_SYNC_LOCK_TTL = env_int("WEBMAIL_SYNC_LOCK_TTL", 120, minimum=10)
 # Minutes between periodic syncs of each account (IDLE watchers make most syncs immediate).
 WEBMAIL_SYNC_INTERVAL = env_int("WEBMAIL_SYNC_INTERVAL", 5, minimum=1)
+
+# Compose and send.
+WEBMAIL_MAX_ATTACHMENT_BYTES = env_int("WEBMAIL_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024, minimum=1024)
+WEBMAIL_MAX_MESSAGE_BYTES = env_int("WEBMAIL_MAX_MESSAGE_BYTES", 25 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+WEBMAIL_UNDO_SEND_SECONDS = env_int("WEBMAIL_UNDO_SEND_SECONDS", 10)
+# How long temporary SMTP failures are retried before the message is marked failed.
+WEBMAIL_SEND_RETRY_HOURS = env_int("WEBMAIL_SEND_RETRY_HOURS", 48, minimum=1)
+WEBMAIL_SEND_RATE_MESSAGES_PER_HOUR = env_int("WEBMAIL_SEND_RATE_MESSAGES_PER_HOUR", 200, minimum=1)
+WEBMAIL_SEND_RATE_RECIPIENTS_PER_HOUR = env_int("WEBMAIL_SEND_RATE_RECIPIENTS_PER_HOUR", 1000, minimum=1)

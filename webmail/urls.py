@@ -9,5 +9,6 @@ urlpatterns = [
     path("", home.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("settings/", include("accounts.urls")),
+    path("compose/", include("webmail.compose.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,1 @@
+"""Writing and sending mail: compose, drafts, the outbox state machine and SMTP submission."""

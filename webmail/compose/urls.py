@@ -1,0 +1,3 @@
+"""URLs of composing and sending."""
+
+urlpatterns: list = []
