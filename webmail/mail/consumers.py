@@ -30,6 +30,13 @@ class PersonConsumer(JsonWebsocketConsumer):
         if getattr(self, "group", None):
             async_to_sync(self.channel_layer.group_discard)(self.group, self.channel_name)
 
+    @classmethod
+    def decode_json(cls, text_data: str) -> Any:
+        try:
+            return super().decode_json(text_data)
+        except ValueError:
+            return None
+
     def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":
             self.send_json({"type": "pong"})

@@ -19,7 +19,7 @@ from webmail.ops import embedded_redis
 
 
 class Command(BaseCommand):
-    help = "Run web server, Celery worker and Celery beat together (Ctrl-C stops all)."
+    help = "Run web server, Celery worker, Celery beat and an IDLE watcher together (Ctrl-C stops all)."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -71,6 +71,7 @@ class Command(BaseCommand):
                 "-n",
                 "worker@%h",
             ]
+            commands["watcher"] = [py, str(settings.BASE_DIR / "manage.py"), "watch"]
             commands["beat"] = [
                 py,
                 "-m",

@@ -1,0 +1,93 @@
+/* Live updates: one WebSocket per page to /ws/, reconnecting with backoff.
+ *
+ * Server events arrive as JSON {type: "mail.new" | "mail.changed" | "sync.progress" | "account.status" | ...}.
+ * Each is re-dispatched on document.body as a DOM event "webmail:<type>" (detail = the event), and
+ * mail changes also fire "mail-changed", which htmx elements listen to (hx-trigger="mail-changed from:body")
+ * to refresh themselves from the cache. After a reconnect "mail-changed" fires once, so whatever
+ * arrived while the socket was down is caught up.
+ */
+"use strict";
+(function () {
+  const body = document.body;
+  if (!body || body.dataset.live !== "on") return;
+  let socket = null;
+  let attempt = 0;
+  let everConnected = false;
+  let pingTimer = null;
+
+  function fire(name, detail) {
+    body.dispatchEvent(new CustomEvent(name, { detail: detail, bubbles: true }));
+  }
+
+  function setStatus(state) {
+    body.dataset.liveState = state;
+    const el = document.getElementById("live-status");
+    if (el) {
+      el.dataset.state = state;
+      el.textContent = el.dataset["label" + state.charAt(0).toUpperCase() + state.slice(1)] || "";
+    }
+  }
+
+  function notify(event) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    if (localStorage.getItem("webmail.notify") !== "on" || document.hasFocus()) return;
+    const latest = event.latest || {};
+    try {
+      new Notification(latest.from || "New mail", { body: latest.subject || "", tag: "webmail-new-mail" });
+    } catch (e) { /* some browsers only allow notifications from a service worker */ }
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + "/ws/");
+    setStatus("connecting");
+    socket.addEventListener("open", function () {
+      attempt = 0;
+      setStatus("live");
+      if (everConnected) fire("mail-changed", { reconnected: true });
+      everConnected = true;
+      clearInterval(pingTimer);
+      pingTimer = setInterval(function () {
+        if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
+      }, 30000);
+    });
+    socket.addEventListener("message", function (msg) {
+      let event;
+      try { event = JSON.parse(msg.data); } catch (e) { return; }
+      if (!event || typeof event.type !== "string") return;
+      fire("webmail:" + event.type, event);
+      if (event.type === "mail.new" || event.type === "mail.changed") fire("mail-changed", event);
+      if (event.type === "mail.new") notify(event);
+    });
+    socket.addEventListener("close", function (e) {
+      clearInterval(pingTimer);
+      if (e.code === 4401) { setStatus("signedout"); return; }  // not signed in: do not hammer
+      setStatus("offline");
+      const delay = Math.min(30000, 500 * Math.pow(2, attempt)) * (0.75 + Math.random() / 2);
+      attempt += 1;
+      setTimeout(connect, delay);
+    });
+  }
+
+  // Desktop notifications: off until the person turns them on (and the browser allows them).
+  document.addEventListener("click", function (e) {
+    const toggle = e.target.closest && e.target.closest("[data-notify-toggle]");
+    if (!toggle || !("Notification" in window)) return;
+    if (localStorage.getItem("webmail.notify") === "on") {
+      localStorage.setItem("webmail.notify", "off");
+      toggle.setAttribute("aria-pressed", "false");
+      return;
+    }
+    Notification.requestPermission().then(function (permission) {
+      const on = permission === "granted";
+      localStorage.setItem("webmail.notify", on ? "on" : "off");
+      toggle.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+  });
+  document.querySelectorAll("[data-notify-toggle]").forEach(function (t) {
+    t.setAttribute("aria-pressed", localStorage.getItem("webmail.notify") === "on" ? "true" : "false");
+  });
+
+  window.webmailLive = { reconnectNow: function () { if (socket) socket.close(); } };
+  connect();
+})();

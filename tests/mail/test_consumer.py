@@ -1,0 +1,84 @@
+"""The WebSocket consumer: only signed-in people, only their own events."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing.websocket import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from webmail.mail.consumers import PersonConsumer
+from webmail.mail.events import send_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _connect(user):
+    communicator = WebsocketCommunicator(PersonConsumer.as_asgi(), "/ws/")
+    communicator.scope["user"] = user
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+def test_an_anonymous_socket_is_closed():
+    async def run():
+        communicator, connected, code = await _connect(AnonymousUser())
+        assert not connected
+        assert code == 4401
+
+    async_to_sync(run)()
+
+
+def test_a_person_receives_their_own_events_and_never_another_persons(alice, bob):
+    async def run():
+        a, connected_a, _ = await _connect(alice)
+        b, connected_b, _ = await _connect(bob)
+        assert connected_a and connected_b
+        assert await a.receive_json_from() == {"type": "hello"}
+        assert await b.receive_json_from() == {"type": "hello"}
+        event = {
+            "type": "mail.new",
+            "account": 1,
+            "folder": 2,
+            "count": 1,
+            "latest": {"from": "x", "subject": "y"},
+        }
+        await _send(alice.pk, event)
+        assert await a.receive_json_from(timeout=5) == event
+        assert await b.receive_nothing(timeout=0.5)
+        await a.disconnect()
+        await b.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_every_open_tab_gets_the_event(alice):
+    async def run():
+        tabs = [(await _connect(alice))[0] for _ in range(3)]
+        for tab in tabs:
+            await tab.receive_json_from()
+        await _send(alice.pk, {"type": "mail.changed", "folders": [1]})
+        for tab in tabs:
+            assert (await tab.receive_json_from(timeout=5))["type"] == "mail.changed"
+            await tab.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_messages_outside_the_protocol_are_ignored(alice):
+    async def run():
+        tab, _, _ = await _connect(alice)
+        await tab.receive_json_from()
+        await tab.send_to(text_data="not json at all")
+        await tab.send_json_to({"type": "subscribe", "group": "person.999"})
+        await tab.send_json_to({"type": "ping"})
+        assert await tab.receive_json_from(timeout=5) == {"type": "pong"}
+        await tab.disconnect()
+
+    async_to_sync(run)()
+
+
+async def _send(user_id: int, event: dict) -> None:
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(send_event)(user_id, event)
