@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webmail.settings")
 
 app = Celery("webmail")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
-    task_queues=[Queue("sync"), Queue("send"), Queue("push")],
+    # One direct exchange per queue, so a task routed to one queue never lands in another.
+    task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("sync", "send", "push")],
     task_default_queue="sync",
     # Tasks are named "<queue>.<what>"; the prefix picks the queue.
-    task_routes={"sync.*": {"queue": "sync"}, "send.*": {"queue": "send"}, "push.*": {"queue": "push"}},
+    task_routes={
+        f"{name}.*": {"queue": name, "exchange": name, "routing_key": name} for name in ("sync", "send", "push")
+    },
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
