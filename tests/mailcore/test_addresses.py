@@ -21,7 +21,9 @@ def emails(value: str) -> list[str]:
 
 
 def test_it_parses_a_simple_list():
-    assert parse_address_list('Jane Doe <jane@example.test>, "Doe, John" <john@example.test>, x@example.test') == (
+    assert parse_address_list(
+        'Jane Doe <jane@example.test>, "Doe, John" <john@example.test>, x@example.test'
+    ) == (
         Address("Jane Doe", "jane@example.test"),
         Address("Doe, John", "john@example.test"),
         Address("", "x@example.test"),
@@ -38,7 +40,9 @@ def test_it_decodes_rfc2047_names_after_splitting():
 
 
 def test_it_decodes_encoded_words_inside_quotes():
-    assert parse_address_list('"=?utf-8?b?5bGx55Sw?=" <y@example.test>') == (Address("山田", "y@example.test"),)
+    assert parse_address_list('"=?utf-8?b?5bGx55Sw?=" <y@example.test>') == (
+        Address("山田", "y@example.test"),
+    )
 
 
 def test_it_reads_raw_utf8_names():
@@ -56,7 +60,19 @@ def test_it_flattens_groups_and_skips_empty_groups():
 
 @pytest.mark.parametrize(
     "value",
-    ["", "<>", ",,,", "@@@", '"unterminated', "<<<>>>", "\x00\x01", "a" * 100_000, "=?utf-8?b?!!!?= <x@y>", "(", ")"],
+    [
+        "",
+        "<>",
+        ",,,",
+        "@@@",
+        '"unterminated',
+        "<<<>>>",
+        "\x00\x01",
+        "a" * 100_000,
+        "=?utf-8?b?!!!?= <x@y>",
+        "(",
+        ")",
+    ],
 )
 def test_it_never_raises_on_garbage(value: str):
     result = parse_address_list(value)

@@ -362,7 +362,9 @@ def test_get_part_of_a_multipart_gives_its_body():
     assert b"--rel" in payload
 
 
-@pytest.mark.parametrize("part_id", ["0", "9", "1.9", "2.2.2", "", "a", "1..2", "-1", "1." + "1." * 100 + "1"])
+@pytest.mark.parametrize(
+    "part_id", ["0", "9", "1.9", "2.2.2", "", "a", "1..2", "-1", "1." + "1." * 100 + "1"]
+)
 def test_get_part_raises_keyerror_for_missing_parts(part_id: str):
     with pytest.raises(KeyError):
         get_part(load("inline_cid_image.eml"), part_id)

@@ -88,7 +88,14 @@ def test_strip_subject_prefixes_keeps_case_for_display():
 
 @pytest.mark.parametrize(
     ("subject", "reply"),
-    [("Re: x", True), ("AW: x", True), ("[list] Re: x", True), ("Fwd: x", False), ("x", False), ("Re x", False)],
+    [
+        ("Re: x", True),
+        ("AW: x", True),
+        ("[list] Re: x", True),
+        ("Fwd: x", False),
+        ("x", False),
+        ("Re x", False),
+    ],
 )
 def test_is_reply_subject(subject: str, reply: bool):
     assert is_reply_subject(subject) is reply

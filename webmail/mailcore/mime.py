@@ -4,17 +4,24 @@ The parse uses the standard library's email package with ``policy=compat32`` and
 decodes headers with ``email.header`` / ``email.utils``. ``policy=email.policy.default``
 was measured and rejected for this hot path: it reparses Content-Type through
 ``email.headerregistry`` on every lookup, which made the parse of a 25 KiB
-multipart/alternative message with a PDF about 4x slower (5.0 ms vs 1.2 ms on the
-reference machine) and address headers another 0.2-0.6 ms each; it also raises on some
-inputs compat32 accepts. Nothing here raises on a malformed message: every function
-returns what could be parsed and ``problems`` lists what was wrong.
+multipart/alternative message with a PDF about 4x slower (5.0 ms vs 1.2 ms) and cost
+another 0.1-0.6 ms per address header; it also raises on some inputs compat32 accepts
+(a folded To: value passed to its header factory raised ValueError). Nothing here
+raises on a malformed message: every function returns what could be parsed and
+``problems`` lists what was wrong.
 
-Measured with timeit on the development container (where ``python -m timeit
-"sum(range(1000))"`` takes 15.5 us, 2-3x slower than a current laptop): parse_message
-of a 25 KiB multipart/alternative message with a 12 KiB PDF attachment and 20 header
-fields takes about 1.5 ms, of which ``BytesParser.parsebytes`` itself is about 1.2 ms;
-a 30 KiB text/plain message takes about 0.3 ms. HTML-only messages add html_to_text
-(see ``html.py``).
+Speed (CPU time per call, best of 7 x 300 with time.process_time, on the shared
+development container where ``python -m timeit "sum(range(1000))"`` gives 15 us idle
+and 25-48 us under load; a current laptop gives about 7 us, so expect 2-3x less there):
+
+* 32.8 KiB multipart/alternative + 14 KiB PDF, 12 header fields, 6 Received:
+  parse_message 1.3-1.6 ms, of which ``BytesParser.parsebytes`` alone 0.8-0.9 ms.
+* 31.5 KiB text/plain: parse_message 0.6-0.9 ms (parsebytes 0.27 ms).
+* 34.1 KiB text/html only: 2-3.5 ms, mostly html_to_text (nh3 0.4 ms + tokenizer).
+
+The feed parser is the floor: it is pure Python and costs ~2 us per line. The rest was
+trimmed with profiles: a fast path for simple address lists, one parameter parse per
+part, byte-level control-character checks.
 
 Identifiers: ``message_id``, ``in_reply_to`` and ``references`` are stored WITHOUT
 angle brackets (``abc@example.test``), cut to 250 characters so they fit a database
@@ -69,6 +76,9 @@ _HEADER_PARSER = BytesHeaderParser(policy=email_policy.compat32)
 _MSGID_RE = re.compile(r"<\s*([^<>\s]+?)\s*>")
 _ID_SEPARATORS_RE = re.compile(r"[\s<>,;()\"]+")
 _TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Every byte except the controls _TEXT_CONTROL_RE removes: bytes.translate(None, this) leaves
+# only those controls.
+_NON_CONTROL_BYTES = bytes(b for b in range(256) if not (b < 32 and b not in (9, 10, 13) or b == 127))
 _WS_RE = re.compile(r"\s+")
 # Characters that are not allowed in file names on common systems, plus controls.
 _FILENAME_BAD_RE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
@@ -344,11 +354,9 @@ def _message_filename(inner: Message) -> str:
 
 
 def _content_id(node: Message) -> str | None:
-    value = node.get("content-id")
-    if not isinstance(value, str):
-        return None
-    value = value.strip().strip("<>").strip()
-    return value[:MAX_ID_CHARS] or None
+    # RFC 2045 7: Content-ID is a msg-id; cid: URLs (RFC 2392) name it without brackets.
+    ids = parse_message_ids(_raw_get(node, "content-id"))
+    return ids[0] if ids else None
 
 
 def _disposition(node: Message) -> str | None:
@@ -421,7 +429,10 @@ def _decode_text(data: bytes, charset: str | None, problems: list[str], limit: i
             problems.append(f"invalid bytes for charset {charset[:40] if charset else codec}")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.isprintable():
+    # Scanning decoded text costs ~100 us per 30 KiB; in ASCII-compatible charsets a
+    # control character can only come from a control byte, which bytes.translate finds
+    # ten times faster. UTF-7/16/32 can encode controls in other bytes: always scan.
+    if data.translate(None, _NON_CONTROL_BYTES) or (codec or "").startswith(("utf-7", "utf-16", "utf-32")):
         text = _TEXT_CONTROL_RE.sub("", text)
     return text[:limit]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 __all__ = [
@@ -154,7 +154,6 @@ class _SubjectEntry:
     latest: datetime | None = None
 
 
-@dataclass(slots=True)
 class Threader:
     """The threading algorithm of this module's docstring, on messages in memory.
 
@@ -162,13 +161,24 @@ class Threader:
     current grouping. Thread ids are ints; a merge keeps the oldest (smallest) id.
     """
 
-    subject_window: timedelta = SUBJECT_WINDOW
-    _parent: dict[int, int] = field(default_factory=dict)
-    _known_ids: dict[str, int] = field(default_factory=dict)
-    _message_thread: dict[str, int] = field(default_factory=dict)
-    _order: list[str] = field(default_factory=list)
-    _subjects: dict[str, list[_SubjectEntry]] = field(default_factory=dict)
-    _next_id: int = 1
+    __slots__ = (
+        "subject_window",
+        "_parent",
+        "_known_ids",
+        "_message_thread",
+        "_order",
+        "_subjects",
+        "_next_id",
+    )
+
+    def __init__(self, *, subject_window: timedelta = SUBJECT_WINDOW) -> None:
+        self.subject_window = subject_window
+        self._parent: dict[int, int] = {}  # union-find over thread ids
+        self._known_ids: dict[str, int] = {}  # message-id (own or referenced) -> thread
+        self._message_thread: dict[str, int] = {}  # caller's key -> thread
+        self._order: list[str] = []
+        self._subjects: dict[str, list[_SubjectEntry]] = {}
+        self._next_id = 1
 
     def _find(self, thread: int) -> int:
         root = thread

@@ -171,9 +171,7 @@ def parse_received_chain(headers: list[str]) -> list[Hop]:
         delay = None
         if hop.time is not None and previous is not None:
             delay = int((hop.time - previous).total_seconds())
-        hops.append(
-            Hop(hop.from_host, hop.from_ip, hop.by_host, hop.with_proto, hop.time, delay)
-        )
+        hops.append(Hop(hop.from_host, hop.from_ip, hop.by_host, hop.with_proto, hop.time, delay))
         if hop.time is not None:
             previous = hop.time
     return hops
