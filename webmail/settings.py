@@ -67,13 +67,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "accounts",
     "webmail.mail",
     "webmail.compose",
     "webmail.ops",
+    "webmail.dashboard",
 ]
 
 MIDDLEWARE = [
+    "webmail.ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "webmail.middleware.ContentSecurityPolicyMiddleware",
@@ -82,9 +88,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.AccountSecurityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "webmail.urls"
@@ -180,10 +193,15 @@ X_FRAME_OPTIONS = "DENY"
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "webmail@localhost")
 
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", {"text", "json"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {"()": "webmail.ops.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -200,6 +218,8 @@ WEBMAIL_ALLOWED_MAIL_NETWORKS = env_list("WEBMAIL_ALLOWED_MAIL_NETWORKS")
 # Extra CA bundle to trust for mail servers (besides the system store), e.g. a self-signed test stack.
 WEBMAIL_EXTRA_CA_FILE = os.environ.get("WEBMAIL_EXTRA_CA_FILE") or None
 WEBMAIL_CONNECT_TIMEOUT = env_int("WEBMAIL_CONNECT_TIMEOUT", 20, minimum=1)
+# Networks that may read /metrics without signing in (staff always may).
+WEBMAIL_METRICS_ALLOWED_NETWORKS = env_list("WEBMAIL_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 WEBMAIL_MAX_ACCOUNTS_PER_PERSON = env_int("WEBMAIL_MAX_ACCOUNTS_PER_PERSON", 10, minimum=1)
 # Seconds an account's sync lock lives without being extended (a killed worker frees it after this).
 WEBMAIL_SYNC_LOCK_TTL = env_int("WEBMAIL_SYNC_LOCK_TTL", 120, minimum=10)
@@ -216,3 +236,27 @@ WEBMAIL_UNDO_SEND_SECONDS = env_int("WEBMAIL_UNDO_SEND_SECONDS", 10)
 WEBMAIL_SEND_RETRY_HOURS = env_int("WEBMAIL_SEND_RETRY_HOURS", 48, minimum=1)
 WEBMAIL_SEND_RATE_MESSAGES_PER_HOUR = env_int("WEBMAIL_SEND_RATE_MESSAGES_PER_HOUR", 200, minimum=1)
 WEBMAIL_SEND_RATE_RECIPIENTS_PER_HOUR = env_int("WEBMAIL_SEND_RATE_RECIPIENTS_PER_HOUR", 1000, minimum=1)
+
+# --- People and operators (accounts/, webmail/dashboard/) ------------------------------------------
+# Sign-up policy: "open", "invite" (staff make expiring invite links on the dashboard) or "closed".
+WEBMAIL_SIGNUP = env_choice("WEBMAIL_SIGNUP", "open", {"open", "invite", "closed"})
+# Open sign-up: require a verified email address before the new person can sign in.
+WEBMAIL_SIGNUP_VERIFY_EMAIL = env_bool("WEBMAIL_SIGNUP_VERIFY_EMAIL", False)
+WEBMAIL_INVITE_DAYS = env_int("WEBMAIL_INVITE_DAYS", 7, minimum=1)
+# Everyone must set up two-factor authentication (TOTP) before using the app.
+WEBMAIL_REQUIRE_2FA = env_bool("WEBMAIL_REQUIRE_2FA", False)
+# Cache storage per person in MB before syncing stops (0 = unlimited); overridable on the dashboard.
+WEBMAIL_MAX_CACHE_MB = env_int("WEBMAIL_MAX_CACHE_MB", 0)
+OTP_TOTP_ISSUER = os.environ.get("WEBMAIL_OTP_ISSUER", "Webmail")
+# Sign-in lockout (django-axes): after this many failures for one user name from one address, that
+# pair waits WEBMAIL_LOCKOUT_MINUTES; other addresses (the person themself) are not locked out.
+AXES_FAILURE_LIMIT = env_int("WEBMAIL_LOCKOUT_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = env_int("WEBMAIL_LOCKOUT_MINUTES", 15, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.login.lockout_response"
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]

@@ -8,3 +8,6 @@ class OpsConfig(AppConfig):
 
     name = "webmail.ops"
     label = "ops"
+
+    def ready(self) -> None:
+        from webmail.ops import signals  # noqa: F401  (connects the Celery signal receivers)
