@@ -53,6 +53,17 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
     return value
 
 
+# "production" refuses the embedded defaults: every process of a deployment must share the same
+# database, Redis and keys, so they must be given, not generated.
+WEBMAIL_MODE = env_choice("WEBMAIL_MODE", "embedded", {"embedded", "production"})
+PRODUCTION = WEBMAIL_MODE == "production"
+if PRODUCTION:
+    for required in ("SECRET_KEY", "WEBMAIL_CREDENTIAL_KEYS", "REDIS_URL"):
+        if not os.environ.get(required, "").strip():
+            raise ImproperlyConfigured(f"{required} must be set when WEBMAIL_MODE=production")
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        raise ImproperlyConfigured("WEBMAIL_MODE=production needs DATABASE_URL pointing at PostgreSQL")
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY") or instance.generated_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
@@ -184,11 +195,14 @@ WHITENOISE_AUTOREFRESH = DEBUG
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_HTTPS_PROXY", PRODUCTION) else None
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "webmail@localhost")

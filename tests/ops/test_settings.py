@@ -84,3 +84,37 @@ def test_env_helpers_parse_strictly(monkeypatch):
         project_settings.env_int("X_INT", 5, minimum=0)
     monkeypatch.setenv("X_LIST", " a, ,b ")
     assert project_settings.env_list("X_LIST") == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"WEBMAIL_MODE": "production"},
+        {
+            "WEBMAIL_MODE": "production",
+            "SECRET_KEY": "k",
+            "WEBMAIL_CREDENTIAL_KEYS": "x",
+            "REDIS_URL": "redis://h",
+        },
+    ],
+)
+def test_production_mode_refuses_generated_keys_and_sqlite(tmp_path, env):
+    result = load_settings(tmp_path, **env)
+    assert result.returncode != 0 and "WEBMAIL_MODE=production" in result.stderr
+
+
+def test_production_mode_turns_on_secure_cookies_and_hsts(tmp_path):
+    from cryptography.fernet import Fernet
+
+    env = {
+        "WEBMAIL_MODE": "production",
+        "SECRET_KEY": "k" * 50,
+        "WEBMAIL_CREDENTIAL_KEYS": Fernet.generate_key().decode(),
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "DATABASE_URL": "postgres://u@127.0.0.1:5432/db",
+    }
+    clean = {k: v for k, v in os.environ.items() if k not in env}
+    clean.update(WEBMAIL_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="webmail.settings", **env)
+    code = "from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, s.SECURE_HSTS_SECONDS > 0)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.stdout.split() == ["True", "True"], result.stderr
