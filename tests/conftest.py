@@ -106,3 +106,32 @@ def browser_type_launch_args(browser_type_launch_args):
 def pytest_collection_modifyitems(config, items):
     """Let Playwright's sync API (which runs an event loop) coexist with Django's async-unsafe checks."""
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def live_asgi(transactional_db):
+    """Serve the real ASGI application (HTTP and WebSocket) with uvicorn in a thread; yield its URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from webmail.asgi import application
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets-sansio"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

@@ -29,6 +29,8 @@ app.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule={
         "sync-due-accounts": {"task": "sync.due", "schedule": 60.0, "options": {"expires": 55}},
+        # Send-later messages, and any whose task was lost (a Redis restart): the outbox is the truth.
+        "send-due": {"task": "send.due", "schedule": 30.0, "options": {"expires": 25}},
     },
 )
 app.autodiscover_tasks()

@@ -26,7 +26,7 @@ class Recorder:
         self.calls.append((account_id, folder))
         self.event.set()
 
-    def wait(self, count: int, seconds: float = 15.0) -> bool:
+    def wait(self, count: int, seconds: float = 30.0) -> bool:
         deadline = time.monotonic() + seconds
         while len(self.calls) < count and time.monotonic() < deadline:
             self.event.wait(0.05)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from webmail.mailcore.errors import MailError
-from webmail.mailcore.pop3 import Pop3Session
+from webmail.mailcore.pop3 import Pop3Refused, Pop3Session
 
 pytestmark = pytest.mark.mailstack
 
@@ -119,3 +119,59 @@ def test_a_short_transfer_is_a_protocol_error(user, endpoint, stack_tls, loopbac
         pop.retr(1)
     assert info.value.kind == "protocol"
     assert "listed 500" in str(info.value)
+
+
+def test_uidl_fallback_is_reported_by_the_session(maildrop, pop_for):
+    with pop_for(maildrop) as pop:
+        pop.uidl()
+        assert not pop.uidl_fallback
+    with pop_for(maildrop, disabled_caps={"UIDL"}) as pop:
+        pop.uidl()
+        assert pop.uidl_fallback
+
+
+def test_a_refused_command_leaves_the_session_usable(maildrop, pop_for):
+    with pop_for(maildrop) as pop:
+        with pytest.raises(Pop3Refused) as info:
+            pop.retr(99)
+        assert info.value.kind == "protocol"
+        assert b"Subject: pop 1" in pop.retr(1)
+
+
+def test_a_connection_closed_during_login_is_not_an_auth_failure(
+    user, endpoint, stack_tls, loopback_guard, line_server
+):
+    def respond(line: bytes) -> bytes | None:
+        cmd = line.strip().upper()
+        if cmd == b"CAPA":
+            return b"+OK\r\nUSER\r\n.\r\n"
+        if cmd.startswith(b"USER"):
+            return b"+OK\r\n"
+        return None  # hang up on PASS
+
+    server = line_server(b"+OK ready\r\n", respond)
+    ep = endpoint(user, "pop3", "none", port=server.port)
+    with pytest.raises(MailError) as info, Pop3Session(ep, tls=stack_tls, guard=loopback_guard):
+        pass
+    assert info.value.kind == "network"
+    assert not isinstance(info.value, Pop3Refused)
+    assert "closed the connection while logging in" in str(info.value)
+
+
+def test_retr_many_pipelines_and_matches_retr(maildrop, pop_for):
+    with pop_for(maildrop) as pop:
+        assert "PIPELINING" in pop.capabilities
+        one_by_one = {n: pop.retr(n) for n in (1, 2, 3)}
+        assert dict(pop.retr_many([3, 1, 2], window=2)) == one_by_one
+        assert dict(pop.retr_many([2], window=1)) == {2: one_by_one[2]}
+
+
+def test_retr_many_drains_the_pipeline_after_a_refusal(maildrop, pop_for):
+    with pop_for(maildrop) as pop:
+        got = []
+        with pytest.raises(Pop3Refused):
+            for number, raw in pop.retr_many([1, 99, 2, 3]):
+                got.append(number)
+        assert got == [1]
+        assert [n for n, _ in pop.retr_many([2, 3])] == [2, 3]
+        pop.noop()

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from accounts.models import AccountState, MailAccount
 from webmail.mail.actions.schedule import request_sync
@@ -176,7 +176,11 @@ class Watcher:
 
     def _idle_loop(self, watch: Watch) -> None:
         account = MailAccount.objects.get(pk=watch.account_id)
-        with open_session(account) as session:
+        endpoint_session = open_session(account)
+        # This thread now only waits on IMAP: give back its database connection (memory, and a
+        # server connection slot per watched account on PostgreSQL).
+        connections.close_all()
+        with endpoint_session as session:
             if not session.has("IDLE"):
                 log.info("account %s: server has no IDLE; periodic sync only", account.pk)
                 watch.stop.wait(RETRY_AFTER * 10)

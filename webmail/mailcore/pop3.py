@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import poplib
+import re
 import socket
 import ssl
 from collections.abc import Iterable, Iterator
@@ -16,6 +18,17 @@ from webmail.mailcore.netguard import NetGuard
 from webmail.mailcore.types import Endpoint, Pop3Listing, TLSConfig
 
 MAX_LINE = 1_000_000
+MAX_REPLY = 512 * 1024 * 1024  # a multi-line reply larger than this is a broken or hostile server
+PIPELINE_WINDOW = 16  # RETR commands in flight with PIPELINING
+READ_CHUNK = 256 * 1024
+
+
+class Pop3Refused(MailError):
+    """The server answered a command with -ERR (RFC 1939 3); the session is still usable."""
+
+
+class _ConnectionClosed(poplib.error_proto):
+    """The server closed the connection (EOF) in the middle of a reply."""
 
 
 class _GuardedPOP3(poplib.POP3):
@@ -32,7 +45,7 @@ class _GuardedPOP3(poplib.POP3):
         if len(line) > MAX_LINE:
             raise poplib.error_proto("line too long")
         if not line:
-            raise poplib.error_proto("-ERR EOF")
+            raise _ConnectionClosed("-ERR EOF")
         octets = len(line)
         if line[-2:] == b"\r\n":
             return line[:-2], octets
@@ -49,10 +62,53 @@ class _GuardedPOP3(poplib.POP3):
         return sock
 
 
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def _read_until(reader: io.BufferedIOBase, buf: bytearray, marker: bytes, start: int) -> int:
+    """Read into BUF until MARKER occurs at or after START; return the index just past it."""
+    pos = max(start, 0)
+    while True:
+        found = buf.find(marker, pos)
+        if found >= 0:
+            return found + len(marker)
+        if len(buf) > MAX_REPLY:
+            raise poplib.error_proto("line too long")
+        pos = max(len(buf) - len(marker) + 1, start, 0)
+        try:
+            chunk = reader.read1(READ_CHUNK)
+        except ssl.SSLEOFError:
+            chunk = b""  # the peer went away without a TLS close_notify: the same as EOF here
+        if not chunk:
+            raise _ConnectionClosed("-ERR EOF")
+        buf += chunk
+
+
+def _unstuff(body: bytes) -> bytes:
+    """Return a multi-line reply's body (each line CRLF-terminated) without dot-stuffing (RFC 1939 3).
+
+    Lines ending in a bare LF get CRLF, as poplib's line reader would give them.
+    """
+    if body.startswith(b".."):
+        body = body[1:]
+    body = body.replace(b"\r\n..", b"\r\n.")
+    if body.count(b"\n") != body.count(b"\r\n"):
+        body = _BARE_LF.sub(b"\r\n", body)
+    return body
+
+
 def _pop_error(exc: BaseException, endpoint: Endpoint, during: str) -> MailError:
     where = endpoint.address
     if isinstance(exc, MailError):
         return exc
+    if isinstance(exc, _ConnectionClosed):
+        # Not a refusal: even while logging in, a dropped connection says nothing about the password.
+        return MailError(
+            "network",
+            f"{where} closed the connection while {during}.",
+            host=endpoint.host,
+            port=endpoint.port,
+        )
     if isinstance(exc, poplib.error_proto):
         text = b" ".join(a if isinstance(a, bytes) else str(a).encode() for a in exc.args).decode(
             "utf-8", "replace"
@@ -72,7 +128,7 @@ def _pop_error(exc: BaseException, endpoint: Endpoint, during: str) -> MailError
                 host=endpoint.host,
                 port=endpoint.port,
             )
-        return MailError(
+        return Pop3Refused(
             "protocol",
             f"{where} refused a command while {during}: {text}",
             host=endpoint.host,
@@ -205,6 +261,8 @@ class Pop3Session:
         self._client: poplib.POP3 | None = None
         self.capabilities: dict[str, list[str]] = {}
         self._sizes: dict[int, int] | None = None
+        # True once uidl() had to fall back to header hashes (no UIDL on the server).
+        self.uidl_fallback = False
 
     def __enter__(self) -> Pop3Session:
         self.open()
@@ -273,6 +331,7 @@ class Pop3Session:
                     num, _, uid = line.decode("utf-8", "replace").partition(" ")
                     found[uid.strip()] = int(num)
                 return found
+        self.uidl_fallback = True
         out: dict[str, int] = {}
         for num in sorted(self.sizes()):
             digest = "sha256:" + hashlib.sha256(self.top(num, 0)).hexdigest()
@@ -315,6 +374,63 @@ class Pop3Session:
                     port=self.endpoint.port,
                 )
         return raw
+
+    def retr_many(
+        self, numbers: Iterable[int], *, window: int = PIPELINE_WINDOW
+    ) -> Iterator[tuple[int, bytes]]:
+        """Yield (number, raw) for each message in order, like retr() but faster.
+
+        With PIPELINING (RFC 2449 6.6) up to `window` RETR commands are in flight; without it, one.
+        Replies are read in large chunks and split at the RFC 1939 3 terminator (CRLF.CRLF) instead of
+        line by line. A -ERR for one message raises Pop3Refused for it when reached; stop iterating
+        and the session is still usable only once no RETR is in flight (so always drain or close).
+        Sizes are not checked here: compare with sizes() as needed.
+        """
+        todo = list(numbers)
+        if "PIPELINING" not in self.capabilities:
+            window = 1
+        client = self.client
+        reader = client.file
+        buf = bytearray()
+        sent = 0
+        for got, number in enumerate(todo):
+            with self._errors(f"retrieving message {number}"):
+                if sent < min(got + window, len(todo)):
+                    upto = min(got + window, len(todo))
+                    try:
+                        client.sock.sendall(b"".join(b"RETR %d\r\n" % n for n in todo[sent:upto]))
+                    except ssl.SSLEOFError:
+                        raise _ConnectionClosed("-ERR EOF") from None
+                    sent = upto
+                status_end = _read_until(reader, buf, b"\r\n", 0)
+                if not buf.startswith(b"+OK"):
+                    line = bytes(buf[: status_end - 2])
+                    del buf[:status_end]
+                    if got + 1 < sent:
+                        # Later commands are in flight: their replies must be read before another command.
+                        self._drain(reader, buf, sent - got - 1)
+                    raise poplib.error_proto(line)
+                end = _read_until(reader, buf, b"\r\n.\r\n", status_end - 2)
+                body = bytes(buf[status_end : end - 3])
+                del buf[:end]
+            yield number, _unstuff(body)
+        if buf:
+            raise MailError(
+                "protocol",
+                f"{self.endpoint.address} sent more than was asked for while retrieving messages.",
+                host=self.endpoint.host,
+                port=self.endpoint.port,
+            )
+
+    def _drain(self, reader: io.BufferedIOBase, buf: bytearray, replies: int) -> None:
+        """Read and drop REPLIES pipelined RETR replies."""
+        for _ in range(replies):
+            status_end = _read_until(reader, buf, b"\r\n", 0)
+            if buf.startswith(b"+OK"):
+                end = _read_until(reader, buf, b"\r\n.\r\n", status_end - 2)
+            else:
+                end = status_end
+            del buf[:end]
 
     def dele(self, number: int) -> None:
         """Mark a message deleted; the server removes it at QUIT (RFC 1939 6)."""

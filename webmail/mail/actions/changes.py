@@ -54,15 +54,21 @@ def _rows(messages: Iterable[Message]) -> list[Message]:
 
 @transaction.atomic
 def do_set_flags(
-    messages: Iterable[Message], *, seen: bool | None = None, flagged: bool | None = None
+    messages: Iterable[Message],
+    *,
+    seen: bool | None = None,
+    flagged: bool | None = None,
+    answered: bool | None = None,
 ) -> int:
-    """Set \\Seen and/or \\Flagged on MESSAGES; return how many rows changed.
+    """Set \\Seen, \\Flagged and/or \\Answered on MESSAGES; return how many rows changed.
 
     Precondition: the messages were loaded through access_* for their owner.
     """
     rows = _rows(messages)
-    wanted = {k: v for k, v in (("seen", seen), ("flagged", flagged)) if v is not None}
-    names = {"seen": "\\Seen", "flagged": "\\Flagged"}
+    wanted = {
+        k: v for k, v in (("seen", seen), ("flagged", flagged), ("answered", answered)) if v is not None
+    }
+    names = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered"}
     changed: list[Message] = []
     for field, value in wanted.items():
         todo = [m for m in rows if getattr(m, field) != value]

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand
 from webmail.mail.watcher import Watcher, watcher_capacity
 
 # IDLE threads block in the kernel: a small stack keeps a thousand of them cheap.
-threading.stack_size(512 * 1024)
+threading.stack_size(256 * 1024)
 
 
 class Command(BaseCommand):

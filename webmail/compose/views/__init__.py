@@ -1,0 +1,1 @@
+"""Pages of composing and sending, a module per page."""
