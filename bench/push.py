@@ -22,7 +22,6 @@ import platform
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
