@@ -113,3 +113,34 @@ def _set_state_from_check(account: MailAccount, incoming: dict, smtp: dict) -> N
     MailAccount.objects.filter(pk=account.pk).update(
         state=state, state_reason=reason, state_changed_at=timezone.now()
     )
+
+
+@transaction.atomic
+def do_set_account_enabled(
+    account: MailAccount, enabled: bool, actor: AbstractBaseUser, request: HttpRequest | None = None
+) -> None:
+    """Disable ACCOUNT (no syncs, no watcher) or enable it again (checked by the next sync).
+
+    Recorded as an operator action in the owner's audit log.
+    """
+    if enabled and account.state == AccountState.DISABLED:
+        state, reason = AccountState.NEW, ""
+    elif not enabled:
+        state, reason = AccountState.DISABLED, "Disabled by an operator"
+    else:
+        return
+    MailAccount.objects.filter(pk=account.pk).update(
+        state=state, state_reason=reason, state_changed_at=timezone.now()
+    )
+    signals.record(
+        AuditEvent.Kind.OPERATOR_ACTION,
+        account.user,
+        request,
+        action="enable" if enabled else "disable",
+        account_id=account.pk,
+        operator=actor.get_username(),
+    )
+    if enabled:
+        from webmail.mail.actions.schedule import request_sync
+
+        request_sync(account.pk)

@@ -169,3 +169,118 @@ class PresetLookupForm(forms.Form):
     """The email address to suggest server settings for."""
 
     email = forms.EmailField(label=_("Email address"))
+
+
+class CodeForm(forms.Form):
+    """The code of the second sign-in step, or of setting up an authenticator app."""
+
+    code = forms.CharField(
+        label=_("Authentication code"),
+        max_length=32,
+        help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "text", "autocapitalize": "off"}
+        ),
+    )
+
+    def clean_code(self) -> str:
+        return "".join(self.cleaned_data["code"].split())
+
+
+class PasswordConfirmForm(forms.Form):
+    """Ask for the person's password again before a sensitive change."""
+
+    password = forms.CharField(
+        label=_("Your password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, user: Any, *args: Any, **kwargs: Any) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise ValidationError(_("That is not your password."))
+        return password
+
+
+class DeleteAccountForm(PasswordConfirmForm):
+    """Confirm deleting everything: the password and the word DELETE."""
+
+    confirm = forms.CharField(
+        label=_("Type DELETE to confirm"),
+        max_length=10,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+    def clean_confirm(self) -> str:
+        value = self.cleaned_data["confirm"].strip()
+        if value != "DELETE":
+            raise ValidationError(_("Type DELETE in capital letters."))
+        return value
+
+
+def _time_zone_choices() -> list[tuple[str, str]]:
+    import zoneinfo
+
+    return [("", _("The server's time zone"))] + [
+        (name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())
+    ]
+
+
+class ProfileForm(forms.ModelForm):
+    """A person's own settings."""
+
+    class Meta:
+        from accounts.models import Profile
+
+        model = Profile
+        fields = [
+            "display_name",
+            "language",
+            "time_zone",
+            "theme",
+            "messages_per_page",
+            "undo_send_seconds",
+            "remote_content",
+            "desktop_notifications",
+        ]
+        help_texts = {
+            "display_name": _("Shown at the top of the page; senders' names come from each identity."),
+            "undo_send_seconds": _("How long Send waits so you can take a message back (0 to 60)."),
+            "desktop_notifications": _("Your browser asks for permission the first time."),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from django.conf import settings
+
+        super().__init__(*args, **kwargs)
+        self.fields["language"] = forms.ChoiceField(
+            label=_("Language"),
+            required=False,
+            choices=[("", _("Same as the browser"))] + list(settings.LANGUAGES),
+        )
+        self.fields["time_zone"] = forms.ChoiceField(
+            label=_("Time zone"), required=False, choices=_time_zone_choices()
+        )
+        self.fields["messages_per_page"].widget = forms.NumberInput(attrs={"min": 10, "max": 200})
+        self.fields["undo_send_seconds"].widget = forms.NumberInput(attrs={"min": 0, "max": 60})
+
+    def clean_display_name(self) -> str:
+        name = self.cleaned_data.get("display_name", "").strip()
+        if _CONTROL.search(name):
+            raise ValidationError(_("Your name cannot contain line breaks or control characters."))
+        return name
+
+
+class VerifiedSignupForm(SignupForm):
+    """Open sign-up with email verification: the address is required and must be new here."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].required = True
+        self.fields["email"].label = _("Email address")
+        self.fields["email"].help_text = _("We send a link there; open it to finish signing up.")

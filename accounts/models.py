@@ -178,6 +178,20 @@ class AuditEvent(models.Model):
         MAIL_ACCOUNT_ADDED = "mail_account_added", _("Mail account added")
         MAIL_ACCOUNT_CHANGED = "mail_account_changed", _("Mail account changed")
         MAIL_ACCOUNT_REMOVED = "mail_account_removed", _("Mail account removed")
+        EMAIL_VERIFIED = "email_verified", _("Email address verified")
+        INVITE_CREATED = "invite_created", _("Invite created")
+        TWO_FACTOR_ENABLED = "2fa_enabled", _("Two-factor authentication turned on")
+        TWO_FACTOR_DISABLED = "2fa_disabled", _("Two-factor authentication turned off")
+        TWO_FACTOR_FAILED = "2fa_failed", _("Wrong authentication code")
+        RECOVERY_CODES_CREATED = "recovery_codes", _("New recovery codes made")
+        RECOVERY_CODE_USED = "recovery_code_used", _("Signed in with a recovery code")
+        LOCKED_OUT = "locked_out", _("Sign-in locked after repeated failures")
+        UNLOCKED = "unlocked", _("Sign-in lock lifted by an operator")
+        SESSIONS_REVOKED = "sessions_revoked", _("Other sessions signed out")
+        SETTINGS_CHANGED = "settings_changed", _("Settings changed")
+        DATA_EXPORTED = "data_exported", _("Mail exported")
+        PERSON_DELETED = "person_deleted", _("Account deleted")
+        OPERATOR_ACTION = "operator_action", _("Operator action")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
@@ -189,6 +203,116 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["user", "-at"], name="auditevent_user_at")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.user_id} {self.at:%Y-%m-%d %H:%M}"
+
+
+class Theme(models.TextChoices):
+    SYSTEM = "system", _("Same as the device")
+    LIGHT = "light", _("Light")
+    DARK = "dark", _("Dark")
+
+
+class RemoteContent(models.TextChoices):
+    BLOCK = "block", _("Block, and ask for each message")
+    ALLOW = "allow", _("Always show")
+
+
+class Profile(models.Model):
+    """A person's own preferences, and whether their contact address was verified."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="profile"
+    )
+    display_name = models.CharField(_("display name"), max_length=200, blank=True)
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    theme = models.CharField(_("theme"), max_length=8, choices=Theme.choices, default=Theme.SYSTEM)
+    messages_per_page = models.PositiveIntegerField(
+        _("messages per page"), default=50, validators=[MinValueValidator(10), MaxValueValidator(200)]
+    )
+    undo_send_seconds = models.PositiveIntegerField(
+        _("undo send delay (seconds)"), default=10, validators=[MaxValueValidator(60)]
+    )
+    remote_content = models.CharField(
+        _("remote content in messages"),
+        max_length=8,
+        choices=RemoteContent.choices,
+        default=RemoteContent.BLOCK,
+    )
+    desktop_notifications = models.BooleanField(_("desktop notifications for new mail"), default=False)
+    email_verified_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user_id}"
+
+
+class Invite(models.Model):
+    """A sign-up link made by staff; only a hash of its token is stored, and it works once."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    email = models.EmailField(_("for address (optional)"), blank=True)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="invites_made"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"invite {self.pk}"
+
+    @property
+    def usable(self) -> bool:
+        return self.used_at is None and self.expires_at > timezone.now()
+
+
+class SignInSession(models.Model):
+    """A signed-in browser of a person: where and with what it signed in, for the sessions list.
+
+    Keyed by its own id (kept in the session data), because Django changes the session key on
+    sign-in and on password change; `session_key` follows it.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sign_ins")
+    session_key = models.CharField(max_length=40, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"session {self.pk} of {self.user_id}"
+
+
+class Limits(models.Model):
+    """Quotas: one row per person who has their own, and one row with no person for everyone.
+
+    A blank value falls back to the global row, then to the settings (see accounts.limits).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="limits"
+    )
+    max_accounts = models.PositiveIntegerField(_("mail accounts per person"), null=True, blank=True)
+    max_cache_mb = models.PositiveIntegerField(_("cache storage (MB, 0 = unlimited)"), null=True, blank=True)
+    max_sends_per_hour = models.PositiveIntegerField(_("messages sent per hour"), null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "limits"
+
+    def __str__(self) -> str:
+        return f"limits of {self.user_id or 'everyone'}"

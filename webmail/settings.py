@@ -221,8 +221,6 @@ LOGGING = {
 }
 
 # --- the product's own settings -------------------------------------------------------------------
-# Sign-up: "open" (anyone), or "closed" (staff create people in the admin).
-WEBMAIL_SIGNUP = env_choice("WEBMAIL_SIGNUP", "open", {"open", "closed"})
 # Fernet keys for mail passwords at rest, newest first (comma-separated); older keys still decrypt.
 WEBMAIL_CREDENTIAL_KEYS = env_list("WEBMAIL_CREDENTIAL_KEYS") or [instance.generated_credential_keys()]
 # Hosts and networks a person's account may point at although they are internal (the operator's own

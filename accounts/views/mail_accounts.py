@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -16,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import actions
 from accounts.access import access_connection_check, access_mail_account
 from accounts.forms import MailAccountForm, PresetLookupForm
+from accounts.limits import effective_limits
 from accounts.models import MailAccount
 from accounts.presets import preset_for
 
@@ -31,7 +31,7 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("incoming_password", "smtp_password")
 def account_add(request: HttpRequest) -> HttpResponse:
     count = MailAccount.objects.filter(user=request.user).count()
-    if count >= settings.WEBMAIL_MAX_ACCOUNTS_PER_PERSON:
+    if count >= effective_limits(request.user).max_accounts:
         messages.error(request, _("You already have the most mail accounts allowed (%d).") % count)
         return redirect("mail_account_list")
     initial = initial_from_preset(request.GET.get("email", ""))

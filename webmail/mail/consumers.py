@@ -18,7 +18,7 @@ class PersonConsumer(JsonWebsocketConsumer):
 
     def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        if user is None or not user.is_authenticated or not user.is_active:
             self.close(code=4401)
             return
         self.group = person_group(user.pk)

@@ -1,0 +1,1 @@
+"""The staff-only operator dashboard: figures, people, accounts, limits, invites, audit log."""

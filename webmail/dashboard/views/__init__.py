@@ -1,0 +1,1 @@
+"""Views of the operator dashboard, a module per page."""
