@@ -235,6 +235,9 @@ WEBMAIL_METRICS_ALLOWED_NETWORKS = env_list("WEBMAIL_METRICS_ALLOWED_NETWORKS", 
 WEBMAIL_MAX_ACCOUNTS_PER_PERSON = env_int("WEBMAIL_MAX_ACCOUNTS_PER_PERSON", 10, minimum=1)
 # Seconds an account's sync lock lives without being extended (a killed worker frees it after this).
 WEBMAIL_SYNC_LOCK_TTL = env_int("WEBMAIL_SYNC_LOCK_TTL", 120, minimum=10)
+# Capabilities to pretend an IMAP server lacks (e.g. QRESYNC,CONDSTORE): for tests and for servers
+# whose implementation of an extension is broken.
+WEBMAIL_IMAP_DISABLED_CAPS = [c.upper() for c in env_list("WEBMAIL_IMAP_DISABLED_CAPS")]
 # Minutes between periodic syncs of each account (IDLE watchers make most syncs immediate).
 WEBMAIL_SYNC_INTERVAL = env_int("WEBMAIL_SYNC_INTERVAL", 5, minimum=1)
 

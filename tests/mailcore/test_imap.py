@@ -15,6 +15,7 @@ from webmail.mailcore.imap import (
     parse_appenduid,
     parse_esearch_all,
     parse_fetch,
+    parse_fetch_message,
     parse_search,
     parse_select,
     parse_sequence_set,
@@ -102,6 +103,30 @@ def test_parse_fetch_keys_by_uid_and_keeps_literals_and_time_zones():
     assert item[b"BODY[]"] == b"A: b\r\n\r\nx"
     assert item[b"INTERNALDATE"] == datetime(2024, 7, 17, 8, 0, tzinfo=UTC)
     assert item[b"MODSEQ"] == (12,)
+
+
+def test_parse_fetch_message_reads_the_sync_shape_quickly_and_exactly():
+    body = b"A: b\r\n\r\n) {3}\r\nUID 99 FLAGS (\\Draft)"  # literal bytes that look like items
+    response = (
+        b'4 FETCH (UID 7 FLAGS (\\Seen $Label1 \\Recent) INTERNALDATE "17-Jul-2024 10:00:00 +0200" '
+        b"RFC822.SIZE %d MODSEQ (12) BODY[] {%d}\r\n" % (len(body), len(body)) + body + b")"
+    )
+    m = parse_fetch_message(response, b"BODY[]")
+    assert m is not None
+    assert (m.uid, m.flags, m.size, m.modseq, m.raw) == (7, ("\\Seen", "$Label1"), len(body), 12, body)
+    assert m.internaldate == datetime(2024, 7, 17, 10, 0, tzinfo=timezone(timedelta(hours=2)))
+    # Items after the literal are read too.
+    after = b"5 FETCH (BODY[] {1}\r\nx UID 8 FLAGS ())"
+    assert parse_fetch_message(after, b"BODY[]").uid == 8
+
+
+def test_parse_fetch_message_leaves_other_shapes_to_the_general_parser():
+    assert parse_fetch_message(b"1 FETCH (UID 5 FLAGS (\\Seen))", b"BODY[]") is None
+    assert parse_fetch_message(b"1 FETCH (UID 5 BODY[HEADER] {1}\r\nx)", b"BODY[]") is None
+    assert parse_fetch_message(b"1 FETCH (FLAGS () BODY[] {1}\r\nx)", b"BODY[]") is None  # no UID
+    two = b"1 FETCH (UID 5 BODY[] {1}\r\nx BODY[HEADER] {1}\r\ny)"
+    assert parse_fetch_message(two, b"BODY[]") is None
+    assert parse_fetch_message(b"1 FETCH (UID 5 BODY[] {9}\r\nshort)", b"BODY[]") is None
 
 
 def test_uid_mapping_and_appenduid():

@@ -3,6 +3,9 @@
 A message joins the thread of any Message-ID it names (its own, In-Reply-To, References). When
 those ids lead to several threads, the threads are merged. A reply that names nothing known joins
 a recent thread with the same normalised subject. Everything else starts a thread.
+
+A batch costs a fixed number of queries (known keys, candidate threads by subject, one bulk insert
+of new threads and one of new keys), plus a few per merge of threads already stored.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from webmail.mail.models import Message, Thread, ThreadKey
-from webmail.mailcore.threads import normalize_subject
+from webmail.mailcore.threads import is_reply_subject, normalize_subject
 
 SUBJECT_WINDOW = timedelta(days=30)
 MAX_KEYS = 60  # the newest references are enough to find a thread; caps work on giant headers
+SUBJECT_LEN = 500
 
 
 @dataclass
@@ -31,101 +35,119 @@ class Threadable:
 
     def keys(self) -> list[str]:
         ids = [*self.references[-MAX_KEYS:], self.in_reply_to, self.message_id]
-        return list(dict.fromkeys(i for i in ids if i))
+        return list(dict.fromkeys(i[:500] for i in ids if i))
 
     def is_reply(self) -> bool:
-        return (
-            bool(self.in_reply_to or self.references)
-            or normalize_subject(self.subject) != self.subject.strip()
-        )
+        return bool(self.in_reply_to or self.references) or is_reply_subject(self.subject)
+
+
+class _Batch:
+    """Threads known to one call: stored ones by pk, new ones in memory until the bulk insert."""
+
+    def __init__(self, account_id: int) -> None:
+        self.account_id = account_id
+        self.by_key: dict[str, Thread] = {}
+        self.by_subject: dict[str, list[Thread]] = {}
+        self.merged: dict[int, Thread] = {}  # id() of a merged-away thread -> the thread it joined
+        self.new: list[Thread] = []
+        self.stored: dict[int, Thread] = {}  # one object per stored thread, found by key or subject
+        self.dirty: set[int] = set()  # pks of stored threads whose last_date moved
+        self.new_keys: dict[str, Thread] = {}
+
+    def resolve(self, thread: Thread) -> Thread:
+        while id(thread) in self.merged:
+            thread = self.merged[id(thread)]
+        return thread
+
+    def remember_subject(self, thread: Thread) -> None:
+        if thread.subject:
+            self.by_subject.setdefault(thread.subject, []).append(thread)
+
+    def by_subject_near(self, subject: str, date: datetime) -> Thread | None:
+        found = [
+            t
+            for t in (self.resolve(t) for t in self.by_subject.get(subject, ()))
+            if t.last_date >= date - SUBJECT_WINDOW
+        ]
+        return max(found, key=lambda t: t.last_date) if found else None
+
+    def merge(self, target: Thread, others: list[Thread]) -> None:
+        """Fold OTHERS into TARGET: stored ones in the database now, new ones in memory."""
+        stored = [t.pk for t in others if t.pk is not None]
+        if stored:
+            Message.objects.filter(thread_id__in=stored).update(thread=target)
+            ThreadKey.objects.filter(account_id=self.account_id, thread_id__in=stored).update(thread=target)
+            Thread.objects.filter(pk__in=stored).delete()
+            self.dirty.difference_update(stored)
+        for other in others:
+            if other.pk is None:
+                self.new.remove(other)
+            self.merged[id(other)] = target
+            self.touch(target, other.last_date)
+
+    def touch(self, thread: Thread, date: datetime) -> None:
+        if date > thread.last_date:
+            thread.last_date = date
+            if thread.pk is not None:
+                self.dirty.add(thread.pk)
 
 
 def assign_threads(account_id: int, items: Iterable[Threadable]) -> None:
     """Set item.thread for every item (in order, so items in one batch can thread with each other).
 
-    Must run inside the transaction that stores the messages.
+    Must run inside the transaction that stores the messages; new threads are saved on return.
     """
     items = list(items)
+    batch = _Batch(account_id)
     wanted = {key for item in items for key in item.keys()}
-    known: dict[str, int] = (
-        dict(
-            ThreadKey.objects.filter(account_id=account_id, message_id__in=wanted).values_list(
-                "message_id", "thread_id"
-            )
+    if wanted:
+        rows = ThreadKey.objects.filter(account_id=account_id, message_id__in=wanted).values_list(
+            "message_id", "thread_id"
         )
-        if wanted
-        else {}
-    )
-    threads: dict[int, Thread] = {t.pk: t for t in Thread.objects.filter(pk__in=set(known.values()))}
-    new_keys: dict[str, int] = {}
-    redirect: dict[int, Thread] = {}
+        key_thread = dict(rows)
+        batch.stored = {t.pk: t for t in Thread.objects.filter(pk__in=set(key_thread.values()))}
+        batch.by_key = {k: batch.stored[t] for k, t in key_thread.items()}
+    subjects = {normalize_subject(i.subject)[:SUBJECT_LEN] for i in items if i.is_reply()} - {""}
+    if subjects:
+        earliest = min(i.date for i in items) - SUBJECT_WINDOW
+        for t in Thread.objects.filter(account_id=account_id, subject__in=subjects, last_date__gte=earliest):
+            batch.remember_subject(batch.stored.setdefault(t.pk, t))
+
     for item in items:
         keys = item.keys()
-        found = sorted({known[k] for k in keys if k in known})
+        linked = (batch.resolve(batch.by_key[k]) for k in keys if k in batch.by_key)
+        found = list({id(t): t for t in linked}.values())
+        subject = normalize_subject(item.subject)[:SUBJECT_LEN]
         if found:
-            target = threads[found[0]]
+            # Prefer a stored thread (the oldest) as the survivor: fewer rows to move.
+            found.sort(key=lambda t: (t.pk is None, t.pk or 0))
+            target = found[0]
             if len(found) > 1:
-                _merge(account_id, target, [threads[t] for t in found[1:]], known, new_keys, threads)
-                redirect.update({t: target for t in found[1:]})
+                batch.merge(target, found[1:])
         else:
-            target = _by_subject(account_id, item) if item.is_reply() else None
+            target = batch.by_subject_near(subject, item.date) if item.is_reply() else None
             if target is None:
-                target = Thread.objects.create(
-                    account_id=account_id, subject=normalize_subject(item.subject)[:500], last_date=item.date
-                )
-            threads[target.pk] = target
-        if item.date > target.last_date:
-            target.last_date = item.date
-            Thread.objects.filter(pk=target.pk).update(last_date=item.date)
+                target = Thread(account_id=account_id, subject=subject, last_date=item.date)
+                batch.new.append(target)
+                batch.remember_subject(target)
+        batch.touch(target, item.date)
         for key in keys:
-            if key not in known:
-                new_keys[key] = target.pk
-            known[key] = target.pk
+            if key not in batch.by_key:
+                batch.new_keys[key] = target
+            batch.by_key[key] = target
         item.thread = target
-    # A later item may have merged the thread an earlier item was given.
+
+    if batch.new:
+        Thread.objects.bulk_create(batch.new)
+    for pk in batch.dirty:
+        Thread.objects.filter(pk=pk).update(last_date=batch.stored[pk].last_date)
     for item in items:
-        while item.thread.pk in redirect:
-            item.thread = redirect[item.thread.pk]
-    if new_keys:
+        item.thread = batch.resolve(item.thread)  # type: ignore[arg-type]
+    if batch.new_keys:
         ThreadKey.objects.bulk_create(
-            [ThreadKey(account_id=account_id, message_id=k[:500], thread_id=t) for k, t in new_keys.items()],
+            [
+                ThreadKey(account_id=account_id, message_id=k, thread=batch.resolve(t))
+                for k, t in batch.new_keys.items()
+            ],
             ignore_conflicts=True,
         )
-
-
-def _by_subject(account_id: int, item: Threadable) -> Thread | None:
-    subject = normalize_subject(item.subject)[:500]
-    if not subject:
-        return None
-    return (
-        Thread.objects.filter(
-            account_id=account_id, subject=subject, last_date__gte=item.date - SUBJECT_WINDOW
-        )
-        .order_by("-last_date")
-        .first()
-    )
-
-
-def _merge(
-    account_id: int,
-    target: Thread,
-    others: list[Thread],
-    known: dict[str, int],
-    new_keys: dict[str, int],
-    threads: dict[int, Thread],
-) -> None:
-    """Move every message and key of OTHERS into TARGET, then delete OTHERS."""
-    ids = [t.pk for t in others]
-    Message.objects.filter(thread_id__in=ids).update(thread=target)
-    ThreadKey.objects.filter(account_id=account_id, thread_id__in=ids).update(thread=target)
-    last = max([target.last_date, *(t.last_date for t in others)])
-    if last != target.last_date:
-        target.last_date = last
-        Thread.objects.filter(pk=target.pk).update(last_date=last)
-    Thread.objects.filter(pk__in=ids).delete()
-    for mapping in (known, new_keys):
-        for key, thread_id in mapping.items():
-            if thread_id in ids:
-                mapping[key] = target.pk
-    for pk in ids:
-        threads.pop(pk, None)

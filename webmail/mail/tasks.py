@@ -38,3 +38,9 @@ def apply_changes(self, account_id: int) -> None:  # type: ignore[no-untyped-def
         raise self.retry(exc=exc, countdown=min(600, 5 * 2**self.request.retries))
     if outcome == "busy":  # a sync or another apply holds the account: come back shortly
         raise self.retry(countdown=2, max_retries=200)
+
+
+@shared_task(name="sync.cleanup", acks_late=True, soft_time_limit=600, time_limit=660)
+def cleanup() -> None:
+    """Housekeeping run by beat: remove conversations left empty by expunges."""
+    schedule.do_delete_empty_threads()

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from imapclient import IMAPClient, imap_utf7
 from imapclient import exceptions as imap_exc
+from imapclient.datetime_util import parse_to_datetime
 from imapclient.response_parser import parse_fetch_response
 
 from webmail.mailcore import transport
@@ -306,6 +307,53 @@ def flag_changes(fetched: dict[int, dict[bytes, object]]) -> tuple[FlagChange, .
         FlagChange(uid=uid, flags=_message_flags(item[b"FLAGS"]), modseq=_modseq(item.get(b"MODSEQ")))  # type: ignore[arg-type]
         for uid, item in sorted(fetched.items())
         if b"FLAGS" in item
+    )
+
+
+_FAST_LITERAL = re.compile(rb"[( ](BODY\[(?:HEADER)?\]) \{(\d+)\}\r\n")
+_FAST_UID = re.compile(rb"[( ]UID (\d+)")
+_FAST_FLAGS = re.compile(rb"[( ]FLAGS \(([^)]*)\)")
+_FAST_DATE = re.compile(rb'[( ]INTERNALDATE "([^"]+)"')
+_FAST_SIZE = re.compile(rb"[( ]RFC822\.SIZE (\d+)")
+_FAST_MODSEQ = re.compile(rb"[( ]MODSEQ \((\d+)\)")
+
+
+def parse_fetch_message(response: bytes, key: bytes) -> MessageData | None:
+    """Parse one "n FETCH (UID .. FLAGS (..) .. BODY[] {n}<literal>)" quickly, or return None.
+
+    imapclient's general parser spends more time than the network on large FETCH answers; this
+    handles the shape servers send for the sync's own items (one literal, atoms and a quoted
+    date) and leaves anything else (None) to parse_fetch.
+    """
+    m = _FAST_LITERAL.search(response)
+    if m is None or m.group(1) != key:
+        return None
+    size = int(m.group(2))
+    body_start = m.end()
+    raw = response[body_start : body_start + size]
+    if len(raw) != size:
+        return None
+    items = response[: m.start() + 1] + response[body_start + size :]
+    if b"{" in items or b"BODY[" in items:
+        return None  # a second literal or section: the general parser handles it
+    uid = _FAST_UID.search(items)
+    if uid is None:
+        return None
+    flags = _FAST_FLAGS.search(items)
+    date = _FAST_DATE.search(items)
+    rfc_size = _FAST_SIZE.search(items)
+    modseq = _FAST_MODSEQ.search(items)
+    try:
+        internaldate = parse_to_datetime(date.group(1), normalise=False) if date else None
+    except ValueError:
+        internaldate = None
+    return MessageData(
+        uid=int(uid.group(1)),
+        flags=_message_flags(flags.group(1).split()) if flags else (),
+        internaldate=internaldate,
+        size=int(rfc_size.group(1)) if rfc_size else size,
+        modseq=int(modseq.group(1)) if modseq else None,
+        raw=raw,
     )
 
 
@@ -710,11 +758,25 @@ class ImapSession:
             chunk = ordered[i : i + batch]
             line = b"UID FETCH " + format_sequence_set(chunk).encode() + b" (" + items + b")"
             untagged, _ = self._command(line, "fetching messages")
-            with self._errors("reading messages"):
-                fetched = parse_fetch(r for r in untagged if _is_fetch(r))
             wanted = set(chunk)
+            fast: dict[int, MessageData] = {}
+            slow: list[bytes] = []
+            for r in untagged:
+                if not _is_fetch(r):
+                    continue
+                found = parse_fetch_message(r, key)
+                if found is not None and found.uid in wanted:
+                    fast[found.uid] = found
+                else:
+                    slow.append(r)
+            del untagged
+            with self._errors("reading messages"):
+                fetched = parse_fetch(slow) if slow else {}
             out = []
-            for uid in sorted(fetched):
+            for uid in sorted(set(fetched) | set(fast)):
+                if uid in fast:
+                    out.append(fast[uid])
+                    continue
                 item = fetched[uid]
                 if uid not in wanted or key not in item:
                     continue  # unsolicited FETCH (e.g. a flag change by another client)

@@ -63,3 +63,15 @@ def do_sync(account_id: int, folder_names: list[str] | None = None) -> object:
     from webmail.mail.actions.sync import do_sync_account
 
     return do_sync_account(account_id, folder_names=folder_names)
+
+
+def do_delete_empty_threads(batch: int = 5000) -> int:
+    """Delete conversations whose last message was expunged (their keys go with them); return how many."""
+    from webmail.mail.models import Thread
+
+    deleted = 0
+    while True:
+        ids = list(Thread.objects.filter(messages__isnull=True).values_list("pk", flat=True)[:batch])
+        if not ids:
+            return deleted
+        deleted += Thread.objects.filter(pk__in=ids).delete()[1].get("mail.Thread", 0)

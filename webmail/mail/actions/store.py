@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,6 +16,13 @@ from webmail.mail.models import Folder, Message, MessageBody
 from webmail.mailcore.addresses import Address
 from webmail.mailcore.mime import ParsedMessage, parse_message
 
+# zlib releases the GIL: raw bytes are compressed in threads while the main thread parses.
+_PACKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="blob-pack")
+SLIM_MIN = 64 * 1024  # messages below this are parsed as they are
+SLIM_PART = 8 * 1024  # base64 bodies of non-text parts above this are cut before parsing
+_PART_TYPE = re.compile(rb"content-type:[ \t]*(?:\r?\n[ \t]+)?(\w+)/", re.IGNORECASE)
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 SYSTEM_FLAGS = {"\\seen", "\\flagged", "\\answered", "\\draft", "\\deleted", "\\recent"}
 
 
@@ -57,10 +66,67 @@ def flag_fields(flags: Sequence[str]) -> dict[str, object]:
     }
 
 
+def slim_for_parsing(raw: bytes) -> bytes:
+    """Return RAW with long base64 bodies of non-text parts cut to their first lines.
+
+    The email package reads every line of a message; attachments are most of the lines of a large
+    message and add nothing the cache keeps from parsing (envelope, readable text, snippet, whether
+    there are attachments). The stored raw bytes are never changed. A cut attachment can no longer
+    report "invalid base64" as a parse problem: the part is served from the raw bytes anyway.
+    """
+    if len(raw) < SLIM_MIN:
+        return raw
+    lower = raw.lower()
+    pieces: list[bytes] = []
+    pos = search = 0
+    while True:
+        at = lower.find(b"content-transfer-encoding", search)
+        if at < 0:
+            break
+        search = at + 25
+        start = lower.rfind(b"\n--", 0, at)
+        blank = lower.find(b"\n\r\n", at)
+        blank_lf = lower.find(b"\n\n", at)
+        if start < 0 or (blank < 0 and blank_lf < 0):
+            continue
+        if blank < 0 or (0 <= blank_lf < blank):
+            body = blank_lf + 2
+        else:
+            body = blank + 3
+        head = lower[start:body]
+        end = lower.find(b"\n--", body)
+        if end < 0 or end - body < SLIM_PART or b"base64" not in head[at - start : at - start + 80]:
+            continue
+        kind = _PART_TYPE.search(head)
+        if kind is None or kind.group(1) in (b"text", b"message", b"multipart"):
+            continue  # readable text (or no type: text/plain by default) is parsed in full
+        keep = lower.find(b"\n", body + 1, end)  # the first base64 line stays: a valid, short body
+        if keep < 0 or keep <= pos:
+            continue
+        pieces.append(raw[pos : keep + 1])
+        pos = end + 1
+        search = end
+    if not pieces:
+        return raw
+    pieces.append(raw[pos:])
+    return b"".join(pieces)
+
+
+def _sane_date(value: datetime | None) -> datetime | None:
+    """Return VALUE when it can be stored and sorted on (aware, 1970-2200), else None."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value if EARLIEST <= value <= LATEST else None
+    except (OverflowError, ValueError):
+        return None
+
+
 def build_message(folder: Folder, item: Incoming, parsed: ParsedMessage) -> Message:
-    internal = item.internal_date or parsed.date or datetime.now(UTC)
-    if internal.tzinfo is None:
-        internal = internal.replace(tzinfo=UTC)
+    header_date = _sane_date(parsed.date)
+    internal = _sane_date(item.internal_date) or header_date or datetime.now(UTC)
     first_from = parsed.from_[0] if parsed.from_ else None
     return Message(
         account_id=folder.account_id,
@@ -69,7 +135,7 @@ def build_message(folder: Folder, item: Incoming, parsed: ParsedMessage) -> Mess
         modseq=item.modseq,
         internal_date=internal,
         size=len(item.raw),
-        date=parsed.date or internal,
+        date=header_date or internal,
         subject=clean(parsed.subject, 2000),
         from_name=clean(first_from.name if first_from else "", 300),
         from_email=clean(first_from.email if first_from else "", 320),
@@ -99,7 +165,8 @@ def store_messages(folder: Folder, items: Sequence[Incoming]) -> list[Message]:
         Message.objects.filter(folder=folder, uid__in=[i.uid for i in items]).values_list("uid", flat=True)
     )
     todo = [i for i in items if i.uid not in present]
-    parsed = [parse_message(i.raw) for i in todo]
+    packed = [_PACKERS.submit(blobs.pack, i.raw) for i in todo]
+    parsed = [parse_message(slim_for_parsing(i.raw)) for i in todo]
     rows = [build_message(folder, item, p) for item, p in zip(todo, parsed, strict=True)]
     threadables = [
         Threadable(m.message_id, m.in_reply_to, m.references.split(), m.subject, m.date) for m in rows
@@ -110,8 +177,8 @@ def store_messages(folder: Folder, items: Sequence[Incoming]) -> list[Message]:
     Message.objects.bulk_create(rows, batch_size=500)
     MessageBody.objects.bulk_create(
         [
-            MessageBody(message_id=row.pk, raw_compressed=blobs.pack(item.raw), text=clean(p.text))
-            for row, item, p in zip(rows, todo, parsed, strict=True)
+            MessageBody(message_id=row.pk, raw_compressed=blob.result(), text=clean(p.text))
+            for row, blob, p in zip(rows, packed, parsed, strict=True)
         ],
         batch_size=200,
     )

@@ -8,7 +8,10 @@ folder's changes are all applied, so an interrupted delta is simply asked for ag
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,9 +23,10 @@ from django.utils import timezone
 
 from accounts.connection import incoming_endpoint, net_guard, tls_config
 from accounts.models import AccountState, MailAccount
+from webmail.mail.actions.changes import apply_pending
 from webmail.mail.actions.store import Incoming, flag_fields, refresh_counts, store_messages
 from webmail.mail.events import send_event_on_commit
-from webmail.mail.locks import AccountLock, account_lock, request_again, take_again_request
+from webmail.mail.locks import AccountLock, LockLost, account_lock, request_again, take_again_request
 from webmail.mail.models import Folder, Message, SpecialUse, SyncState
 from webmail.mailcore import types as imap_types
 from webmail.mailcore.errors import MailError
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 
 BATCH_MESSAGES = 500  # per FETCH of full messages and per transaction
 BATCH_BYTES = 16 * 1024 * 1024  # ... or fewer when the messages are large: memory stays flat
+PREFETCH = 1  # fetched batches waiting to be stored (plus one being stored, one on the wire)
 FLAG_BATCH = 5000  # UIDs per FLAGS fetch in the full reconcile path
 SPECIAL_USE = {
     "\\sent": SpecialUse.SENT,
@@ -88,19 +93,33 @@ def do_sync_account(
             request_again(account.pk)
             report.skipped = True
             return report
-        state, _ = SyncState.objects.get_or_create(account=account)
-        SyncState.objects.filter(pk=account.pk).update(started_at=timezone.now())
+        SyncState.objects.get_or_create(account=account)
+        # Progress counts this pass only: a pass killed earlier left its own figures behind.
+        # Progress counts this pass only; started_at marks complete passes (beat skips running ones).
+        begun = {"started_at": timezone.now()} if not folder_names else {}
+        SyncState.objects.filter(pk=account.pk).update(progress_done=0, progress_total=0, **begun)
         try:
+            wanted = list(folder_names) if folder_names else None
             for _ in range(3):  # go round again while syncs were requested during this one
                 with open_session(account) as session:
-                    _sync(session, account, lock, report, folder_names, progress)
+                    # Carry the person's own pending changes first, so the server state read next
+                    # already has them (no flicker back to the old flags in the page).
+                    apply_pending(session, account.pk)
+                    _sync(session, account, lock, report, wanted, progress)
                 if not take_again_request(account.pk):
                     break
+                wanted = None  # a request came in meanwhile, maybe for another folder: do them all
         except MailError as exc:
             report.error = str(exc)
             _record_failure(account, exc)
             return report
-        _record_success(account)
+        except LockLost:
+            # The lock expired (a stalled pass) and another sync may own the account now: stop
+            # here; everything stored so far is committed and consistent.
+            log.warning("sync of account %s lost its lock; stopping", account.pk)
+            report.error = "lock lost"
+            return report
+        _record_success(account, complete=not folder_names)
     return report
 
 
@@ -197,9 +216,19 @@ def sync_folder(
         )
         with transaction.atomic():
             stats["expunged"] += Message.objects.filter(folder=folder).delete()[1].get("mail.Message", 0)
-            folder.synced_uid, folder.highestmodseq = 0, None
+            folder.synced_uid, folder.highestmodseq, folder.uidnext = 0, None, None
+            folder.total_count = folder.unread_count = 0
             folder.uidvalidity = state.uidvalidity
-            folder.save(update_fields=["synced_uid", "highestmodseq", "uidvalidity"])
+            folder.save(
+                update_fields=[
+                    "synced_uid",
+                    "highestmodseq",
+                    "uidnext",
+                    "uidvalidity",
+                    "total_count",
+                    "unread_count",
+                ]
+            )
         use_qresync = False
     elif folder.uidvalidity is None:
         Folder.objects.filter(pk=folder.pk).update(uidvalidity=state.uidvalidity)
@@ -311,6 +340,54 @@ def _batches(sizes: list[tuple[int, int]]) -> Iterator[list[int]]:
         yield batch
 
 
+def _prefetch(session: ImapSession, batches: list[list[int]]) -> Iterator[list[imap_types.MessageData]]:
+    """Yield the fetched messages of each batch, fetching the next one in a thread meanwhile.
+
+    The network and TLS work overlaps with parsing and storing; at most PREFETCH batches wait,
+    so memory stays bounded. Only the thread uses the session until the generator is done.
+    """
+    if len(batches) < 2:
+        for uids in batches:
+            yield [m for chunk in session.fetch_headers(uids, batch=len(uids), full=True) for m in chunk]
+        return
+    out: queue.Queue = queue.Queue(maxsize=PREFETCH)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        """Queue ITEM for the consumer; False once it has stopped listening."""
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for uids in batches:
+                got = [m for chunk in session.fetch_headers(uids, batch=len(uids), full=True) for m in chunk]
+                if not hand_over(got):
+                    return
+            hand_over(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            hand_over(exc)
+
+    thread = threading.Thread(target=run, name="imap-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _fetch_new(
     session: ImapSession,
     folder: Folder,
@@ -327,14 +404,30 @@ def _fetch_new(
         return 0
     total = len(uids)
     SyncState.objects.filter(pk=folder.account_id).update(progress_total=F("progress_total") + total)
-    sizes = session.fetch_sizes(uids)
+    batches = list(_batches(session.fetch_sizes(uids)))
     done = 0
-    for batch in _batches(sizes):
+    # closing(): on an exception the fetch thread must stop before the session is closed.
+    with contextlib.closing(_prefetch(session, batches)) as fetching:
+        done = _store_batches(folder, batches, fetching, total, lock=lock, progress=progress)
+    return done
+
+
+def _store_batches(
+    folder: Folder,
+    batches: list[list[int]],
+    fetching: Iterator[list[imap_types.MessageData]],
+    total: int,
+    *,
+    lock: AccountLock | None,
+    progress: Progress | None,
+) -> int:
+    done = 0
+    for batch, messages in zip(batches, fetching, strict=False):
         fetched = [
             Incoming(uid=m.uid, raw=m.raw, flags=m.flags, internal_date=m.internaldate, modseq=m.modseq)
-            for chunk in session.fetch_headers(batch, batch=len(batch), full=True)
-            for m in chunk
+            for m in messages
         ]
+        del messages
         with transaction.atomic():
             stored = store_messages(folder, fetched)
             folder.synced_uid = max(batch)
@@ -368,10 +461,12 @@ def _fetch_new(
     return done
 
 
-def _record_success(account: MailAccount) -> None:
+def _record_success(account: MailAccount, *, complete: bool = True) -> None:
+    """Clear failures; a pass over every folder also counts as the last complete sync."""
     now = timezone.now()
+    done = {"finished_at": now} if complete else {}
     SyncState.objects.filter(pk=account.pk).update(
-        finished_at=now, failures=0, next_attempt_at=None, last_error="", progress_done=0, progress_total=0
+        failures=0, next_attempt_at=None, last_error="", progress_done=0, progress_total=0, **done
     )
     if account.state != AccountState.OK:
         MailAccount.objects.filter(pk=account.pk).update(
