@@ -327,6 +327,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--big", type=int, default=100_000, help="messages in the memory run")
     parser.add_argument("--profile", help="write a cProfile of the initial sync to this file")
+    parser.add_argument(
+        "--parse-processes",
+        type=int,
+        default=2,
+        help="also time an initial sync with WEBMAIL_SYNC_PARSE_PROCESSES=N (default 2; 0 skips it)",
+    )
     parser.add_argument("--child-100k", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--stack-dir", help=argparse.SUPPRESS)
     parser.add_argument("--user", help=argparse.SUPPRESS)
@@ -369,6 +375,9 @@ def main() -> None:
         metrics["raw_fetch_s"] = {"value": round(raw_fetch(stack, user), 3), "unit": "s"}
         print(f"raw fetch: {metrics['raw_fetch_s']['value']} s")
         drop = setup_django(work, stack, "bench_imap_sync")
+        from django.conf import settings
+
+        settings.WEBMAIL_SYNC_PARSE_PROCESSES = 0  # the default: parse in the sync thread
         try:
             account = make_account(stack, user, "bench")
             if args.profile:
@@ -404,6 +413,16 @@ def main() -> None:
             from webmail.mail.models import Message
 
             assert Message.objects.filter(account=account).count() == args.messages + 10
+            if args.parse_processes:
+                # The same folder into a second, empty cache, parsed by a pool of worker processes.
+                settings.WEBMAIL_SYNC_PARSE_PROCESSES = args.parse_processes
+                second = make_account(stack, user, "bench-pool")
+                pooled = timed_sync(second.pk)
+                settings.WEBMAIL_SYNC_PARSE_PROCESSES = 0
+                key = f"initial_sync_parse{args.parse_processes}_s"
+                metrics[key] = {"value": round(pooled, 3), "unit": "s"}
+                print(f"initial sync with {args.parse_processes} parse processes: {pooled:.3f} s")
+                assert Message.objects.filter(account=second).count() == args.messages + 10
         finally:
             drop_database(drop, base_url)
 

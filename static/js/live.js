@@ -63,6 +63,7 @@
       clearInterval(pingTimer);
       if (e.code === 4401) { setStatus("signedout"); return; }  // not signed in: do not hammer
       setStatus("offline");
+      if (paused) return;
       const delay = Math.min(30000, 500 * Math.pow(2, attempt)) * (0.75 + Math.random() / 2);
       attempt += 1;
       setTimeout(connect, delay);
@@ -88,6 +89,46 @@
     t.setAttribute("aria-pressed", localStorage.getItem("webmail.notify") === "on" ? "true" : "false");
   });
 
-  window.webmailLive = { reconnectNow: function () { if (socket) socket.close(); } };
+  let paused = false;
+  window.webmailLive = {
+    reconnectNow: function () { if (socket) socket.close(); },
+    // For tests and for a page going to sleep: drop the socket and stay offline until resume().
+    pause: function () { paused = true; if (socket) socket.close(); },
+    resume: function () { if (paused) { paused = false; connect(); } },
+  };
   connect();
+})();
+
+/* The mail page: refresh the list (and, out of band, the folder tree with counts and progress) from
+ * the cache when the server says something changed. A list with ticked messages is left alone until
+ * the selection is cleared, so a person's selection never jumps under their hand. */
+(function () {
+  let timer = null;
+  let pending = false;
+  function refresh() {
+    const head = document.querySelector("#list-pane .list-head[data-list-url]");
+    if (!head || !window.htmx) return;
+    if (document.querySelector("#list-pane input[type=checkbox]:checked")) { pending = true; return; }
+    pending = false;
+    const url = head.dataset.listUrl;
+    window.htmx.ajax("GET", url + (url.indexOf("?") >= 0 ? "&" : "?") + "live=1", {
+      target: "#list-pane", swap: "innerHTML",
+    });
+  }
+  document.body.addEventListener("mail-changed", function () {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 150);
+  });
+  document.body.addEventListener("change", function (e) {
+    if (pending && e.target.matches && e.target.matches("#list-pane input[type=checkbox]")) {
+      if (!document.querySelector("#list-pane input[type=checkbox]:checked")) refresh();
+    }
+  });
+  // The page title carries the unread count of the folder on screen.
+  const baseTitle = document.title;
+  document.body.addEventListener("htmx:afterSettle", function () {
+    const count = document.querySelector("#folders .current .count [aria-hidden]");
+    const n = count ? parseInt(count.textContent, 10) : 0;
+    document.title = (n > 0 ? "(" + n + ") " : "") + baseTitle.replace(/^\(\d+\) /, "");
+  });
 })();

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.testing.websocket import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
@@ -11,6 +10,29 @@ from webmail.mail.consumers import PersonConsumer
 from webmail.mail.events import send_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def in_own_loop(coroutine_function) -> None:
+    """Run an async test body on a fresh event loop in its own thread.
+
+    Playwright's sync API leaves an event loop on the main thread, where async_to_sync refuses to run.
+    """
+    import asyncio
+    import threading
+
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coroutine_function())
+        except BaseException as exc:  # handed back to the test thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    if failure:
+        raise failure[0]
 
 
 async def _connect(user):
@@ -26,7 +48,7 @@ def test_an_anonymous_socket_is_closed():
         assert not connected
         assert code == 4401
 
-    async_to_sync(run)()
+    in_own_loop(run)
 
 
 def test_a_person_receives_their_own_events_and_never_another_persons(alice, bob):
@@ -49,7 +71,7 @@ def test_a_person_receives_their_own_events_and_never_another_persons(alice, bob
         await a.disconnect()
         await b.disconnect()
 
-    async_to_sync(run)()
+    in_own_loop(run)
 
 
 def test_every_open_tab_gets_the_event(alice):
@@ -62,7 +84,7 @@ def test_every_open_tab_gets_the_event(alice):
             assert (await tab.receive_json_from(timeout=5))["type"] == "mail.changed"
             await tab.disconnect()
 
-    async_to_sync(run)()
+    in_own_loop(run)
 
 
 def test_messages_outside_the_protocol_are_ignored(alice):
@@ -75,7 +97,7 @@ def test_messages_outside_the_protocol_are_ignored(alice):
         assert await tab.receive_json_from(timeout=5) == {"type": "pong"}
         await tab.disconnect()
 
-    async_to_sync(run)()
+    in_own_loop(run)
 
 
 async def _send(user_id: int, event: dict) -> None:

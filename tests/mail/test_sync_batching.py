@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.mail.conftest import append_many, assert_cache_matches, message
-from webmail.mail.actions import sync
+from webmail.mail.actions import store, sync
 from webmail.mail.actions.sync import do_sync_account
-from webmail.mail.models import SyncState
+from webmail.mail.models import Message, SyncState
 
 pytestmark = [pytest.mark.django_db, pytest.mark.mailstack]
 
@@ -40,3 +40,71 @@ def test_batches_are_also_bounded_by_bytes(monkeypatch, account, server, command
 
     assert len(_fetch_batches(command_counter())) >= 4  # about 3 messages of 30 KB per 100 KB
     assert_cache_matches(account, server, ["INBOX"])
+
+
+def _stored(account) -> list[tuple]:
+    fields = ["uid", "subject", "from_email", "message_id", "snippet", "thread__subject", "body__text"]
+    return list(Message.objects.filter(account=account).order_by("uid").values_list(*fields))
+
+
+def test_a_parse_pool_stores_exactly_what_the_sync_thread_stores(
+    settings, account, server, alice, monkeypatch
+):
+    from tests.accounts.factories import make_account
+
+    monkeypatch.setattr(sync, "BATCH_MESSAGES", 40)  # several batches: parsing runs one batch ahead
+    append_many(
+        server, "INBOX", [message(i, subject=f"Re: Message {i - 1}" if i % 3 else None) for i in range(130)]
+    )
+    other = make_account(
+        alice,
+        password=account.get_incoming_password(),
+        email="second@example.test",
+        incoming_host=account.incoming_host,
+        incoming_port=account.incoming_port,
+        incoming_username=account.incoming_username,
+    )
+    do_sync_account(account.pk, folder_names=["INBOX"])
+    settings.WEBMAIL_SYNC_PARSE_PROCESSES = 2
+
+    report = do_sync_account(other.pk, folder_names=["INBOX"])
+
+    assert report.new == 130 and store._POOL.get("pool") is not None
+    assert _stored(other) == _stored(account)
+    assert_cache_matches(other, server, ["INBOX"])
+
+
+def test_a_failing_parse_pool_falls_back_to_parsing_in_the_sync_thread(
+    settings, account, server, monkeypatch
+):
+    class Broken:
+        def map_async(self, *args, **kwargs):
+            raise OSError("worker died")
+
+    settings.WEBMAIL_SYNC_PARSE_PROCESSES = 2
+    monkeypatch.setattr(store, "_parse_pool", lambda size: Broken())
+    append_many(server, "INBOX", [message(i) for i in range(40)])
+
+    report = do_sync_account(account.pk, folder_names=["INBOX"])
+
+    assert report.new == 40 and not report.error
+    assert Message.objects.filter(account=account).exclude(snippet="").count() == 40
+    assert_cache_matches(account, server, ["INBOX"])
+
+
+def test_billiard_starts_the_pool_inside_a_daemonic_process_like_a_celery_worker(settings):
+    # A Celery prefork worker is a daemonic process: multiprocessing refuses it children, billiard not.
+    import billiard
+
+    settings.WEBMAIL_SYNC_PARSE_PROCESSES = 1
+
+    def run(out):
+        job = store.ParseJob([message(i) for i in range(store.POOL_MIN)])
+        out.put((job._pending is not None, [p.subject for p in job.get()][:2]))
+
+    out = billiard.Queue()
+    child = billiard.Process(target=run, args=(out,), daemon=True)
+    child.start()
+    used_pool, subjects = out.get(timeout=60)
+    child.join(10)
+    assert used_pool and subjects == ["Message 0", "Message 1"]

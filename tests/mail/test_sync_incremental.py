@@ -10,12 +10,14 @@ from webmail.mail.models import Folder, Message, Thread
 
 pytestmark = [pytest.mark.django_db, pytest.mark.mailstack]
 
-# Both paths run every test: QRESYNC (Dovecot's default) and capabilities hidden.
+# Every path runs every test: QRESYNC (Dovecot's default, with LIST-STATUS) and capabilities
+# hidden; the plain path is an old server: no LIST-STATUS either, so LIST, LSUB and SELECT.
 PATHS = {
     "qresync": [],
     "condstore": ["QRESYNC"],
-    "plain": ["QRESYNC", "CONDSTORE", "ESEARCH"],
+    "plain": ["QRESYNC", "CONDSTORE", "ESEARCH", "LIST-STATUS"],
 }
+LIST_STATUS = b'LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE STATUS (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ))'
 
 
 @pytest.fixture(params=list(PATHS))
@@ -169,3 +171,64 @@ def test_no_change_resync_with_qresync_sends_few_commands(account, server, comma
     folders = Folder.objects.filter(account=account, selectable=True).count()
     assert len(sent) <= folders + 2, sent
     assert not any(line.startswith(b"UID FETCH") or line.startswith(b"UID SEARCH") for line in sent)
+
+
+@pytest.mark.parametrize("hidden", [[], ["QRESYNC"]], ids=["qresync", "condstore"])
+def test_no_change_resync_with_list_status_sends_one_list_and_no_select(
+    settings, hidden, account, server, command_counter
+):
+    settings.WEBMAIL_IMAP_DISABLED_CAPS = hidden
+    server.create_folder("Big")
+    append_many(server, "Big", [message(i) for i in range(300)])
+    do_sync_account(account.pk)
+    before = dict(Folder.objects.filter(account=account).values_list("name", "last_synced_at"))
+    command_counter().clear()
+
+    report = do_sync_account(account.pk)
+
+    # One round trip gives folders, subscriptions, special use and status: nothing changed, so
+    # no folder is selected (LOGIN and ENABLE go through imapclient, not _command).
+    assert command_counter() == [LIST_STATUS]
+    assert (report.new, report.changed, report.expunged, report.error) == (0, 0, 0, "")
+    assert report.per_folder["Big"] == {"new": 0, "changed": 0, "expunged": 0}
+    after = dict(Folder.objects.filter(account=account).values_list("name", "last_synced_at"))
+    assert all(after[name] > before[name] for name in before if before[name])
+    assert_cache_matches(account, server)
+
+
+def test_list_status_selects_only_the_folders_that_changed(account, server, command_counter):
+    append_many(server, "INBOX", [message(i) for i in range(5)])
+    append_many(server, "Archive", [message(i) for i in range(5, 8)])
+    append_many(server, "Sent", [message(i) for i in range(8, 10)])
+    do_sync_account(account.pk)
+    server.select_folder("INBOX")
+    server.add_flags([2], [b"\\Flagged"])  # HIGHESTMODSEQ moves
+    append_many(server, "Archive", [message(20)])  # UIDNEXT moves
+    server.select_folder("Sent")
+    server.delete_messages([1])
+    server.expunge()  # HIGHESTMODSEQ moves, MESSAGES falls
+    command_counter().clear()
+
+    report = do_sync_account(account.pk)
+
+    selects = sorted(line.split(b" ")[1] for line in command_counter() if line.startswith(b"SELECT"))
+    assert selects == [b'"Archive"', b'"INBOX"', b'"Sent"']
+    assert (report.new, report.changed, report.expunged) == (1, 1, 1)
+    assert_cache_matches(account, server)
+
+
+def test_without_list_status_the_no_change_pass_selects_every_folder(
+    settings, account, server, command_counter
+):
+    settings.WEBMAIL_IMAP_DISABLED_CAPS = ["LIST-STATUS"]
+    append_many(server, "INBOX", [message(i) for i in range(5)])
+    do_sync_account(account.pk)
+    command_counter().clear()
+
+    do_sync_account(account.pk)
+
+    sent = command_counter()
+    folders = Folder.objects.filter(account=account, selectable=True).count()
+    assert not any(line.startswith(b"LIST") for line in sent)  # LIST and LSUB through imapclient
+    assert len(sent) == folders and all(b"(QRESYNC (" in line for line in sent), sent
+    assert_cache_matches(account, server)

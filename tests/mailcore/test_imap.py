@@ -16,6 +16,7 @@ from webmail.mailcore.imap import (
     parse_esearch_all,
     parse_fetch,
     parse_fetch_message,
+    parse_list_status,
     parse_search,
     parse_select,
     parse_sequence_set,
@@ -129,6 +130,36 @@ def test_parse_fetch_message_leaves_other_shapes_to_the_general_parser():
     assert parse_fetch_message(b"1 FETCH (UID 5 BODY[] {9}\r\nshort)", b"BODY[]") is None
 
 
+def test_parse_list_status_reads_folders_subscriptions_and_status():
+    # RFC 5819 2 example shapes, plus Dovecot's: quoted and literal names, NIL delimiter,
+    # modified UTF-7, extended data after the name, a folder without STATUS (\Noselect).
+    responses = [
+        rb'LIST (\HasNoChildren \Subscribed) "." INBOX',
+        b"STATUS INBOX (MESSAGES 17 UIDNEXT 18 UIDVALIDITY 1700000001 HIGHESTMODSEQ 42)",
+        rb'LIST (\HasNoChildren \Subscribed \Sent) "." "Sent Items"',
+        b'STATUS "Sent Items" (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 1700000002 HIGHESTMODSEQ 1)',
+        rb'LIST (\Noselect \HasChildren) "/" {8}' + b"\r\nProjects",
+        rb'LIST (\HasNoChildren) "/" "Entw&APw-rfe/Quote\"d" ("CHILDINFO" ("SUBSCRIBED"))',
+        b'STATUS "Entw&APw-rfe/Quote\\"d" (UIDVALIDITY 3 UIDNEXT 9 MESSAGES 8 HIGHESTMODSEQ 0)',
+        rb"LIST (\HasNoChildren) NIL Flat",
+        b"STATUS {4}\r\nFlat (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 4)",
+    ]
+    listed, status = parse_list_status(responses)
+    assert listed == [
+        ("INBOX", ".", ("\\HasNoChildren", "\\Subscribed")),
+        ("Sent Items", ".", ("\\HasNoChildren", "\\Subscribed", "\\Sent")),
+        ("Projects", "/", ("\\Noselect", "\\HasChildren")),
+        ('Entwürfe/Quote"d', "/", ("\\HasNoChildren",)),
+        ("Flat", None, ("\\HasNoChildren",)),
+    ]
+    assert status["INBOX"] == {"MESSAGES": 17, "UIDNEXT": 18, "UIDVALIDITY": 1700000001, "HIGHESTMODSEQ": 42}
+    assert status['Entwürfe/Quote"d']["HIGHESTMODSEQ"] == 0
+    assert status["Flat"] == {"MESSAGES": 1, "UIDNEXT": 2, "UIDVALIDITY": 4}
+    assert "Projects" not in status
+    with pytest.raises(ValueError):
+        parse_list_status([b'LIST (\\HasNoChildren) "." "unterminated'])
+
+
 def test_uid_mapping_and_appenduid():
     assert parse_uid_mapping(b"OK [COPYUID 38505 304,319:320 3956:3958] Done") == {
         304: 3956,
@@ -227,6 +258,43 @@ def test_list_folders_reports_special_use_and_subscriptions(user, session_for):
     assert folders["Entwürfe/Ärger"].subscribed and folders["Entwürfe/Ärger"].delimiter == "/"
     assert folders["Entwürfe/Ärger"].special_use is None  # Drafts is already flagged
     assert folders["INBOX"].selectable and folders["Sent"].selectable
+
+
+@pytestmark_stack
+def test_list_status_gives_folders_subscriptions_and_status_in_one_command(inbox_with, session_for):
+    user = inbox_with(3)
+    s = session_for(user)
+    s.create_folder("Entwürfe/Ärger")
+    s.client.unsubscribe_folder("Entwürfe/Ärger")
+    s.create_folder("Kept")
+    assert s.list_status  # Dovecot offers LIST-EXTENDED and LIST-STATUS
+    plain = {f.name: f for f in s.list_folders()}
+
+    listed = s.list_folders_with_status()
+
+    assert listed is not None
+    assert {f.name: f for f in listed.folders} == plain  # same names, flags, roles, subscriptions
+    assert not plain["Entwürfe/Ärger"].subscribed and plain["Kept"].subscribed
+    inbox = s.select("INBOX")
+    assert listed.status["INBOX"] == type(inbox)(
+        name="INBOX",
+        uidvalidity=inbox.uidvalidity,
+        uidnext=4,
+        exists=3,
+        highestmodseq=inbox.highestmodseq,
+    )
+    assert set(listed.status) == {f.name for f in listed.folders if f.selectable}
+
+
+@pytestmark_stack
+def test_list_status_is_not_used_when_hidden_or_without_condstore(inbox_with, session_for):
+    user = inbox_with(1)
+    hidden = session_for(user, disabled_caps=["LIST-STATUS"])
+    assert not hidden.list_status and hidden.list_folders_with_status() is None
+    plain = session_for(user, disabled_caps=["QRESYNC", "CONDSTORE"])
+    listed = plain.list_folders_with_status()
+    assert listed is not None and listed.status["INBOX"].highestmodseq is None
+    assert listed.status["INBOX"].uidnext == 2
 
 
 @pytestmark_stack

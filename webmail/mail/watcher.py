@@ -72,6 +72,7 @@ class Watcher:
         self.id = name or f"{socket.gethostname()}:{os.getpid()}"
         self.on_change = on_change or (lambda account_id, folder: request_sync(account_id, [folder]))
         self.watches: dict[tuple[int, str], Watch] = {}
+        self.stopped: list[Watch] = []  # dropped watches whose threads may still be finishing
         self.failed_at: dict[int, float] = {}
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -158,6 +159,7 @@ class Watcher:
             watches = [self.watches.pop(k) for k in keys]
         for watch in watches:
             watch.stop.set()
+        self.stopped.extend(watches)
         if release and redis_client().get(lease_key(account_id)) == self.id.encode():
             redis_client().delete(lease_key(account_id))
 

@@ -461,6 +461,131 @@ def parse_appenduid(text: bytes) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+# -- LIST-STATUS (RFC 5819 over LIST-EXTENDED, RFC 5258)
+
+
+@dataclass(frozen=True)
+class ListStatus:
+    """One round trip's worth of folders: LIST entries (with subscriptions) and STATUS per folder."""
+
+    folders: tuple[Folder, ...]
+    status: dict[str, FolderState]
+
+
+class _Tokens:
+    """A cursor over one untagged payload: atoms, quoted strings, literals (inlined) and lists."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data, self.pos = data, pos
+
+    def space(self) -> None:
+        while self.pos < len(self.data) and self.data[self.pos] in b" \t":
+            self.pos += 1
+
+    def string(self) -> bytes | None:
+        """Read an astring or NIL (None): atom, "quoted" (with \\ escapes) or {n}\\r\\n literal."""
+        self.space()
+        data, pos = self.data, self.pos
+        if pos >= len(data):
+            raise ValueError("missing string")
+        if data[pos : pos + 1] == b'"':
+            out = bytearray()
+            pos += 1
+            while pos < len(data):
+                c = data[pos : pos + 1]
+                if c == b"\\":
+                    out += data[pos + 1 : pos + 2]
+                    pos += 2
+                    continue
+                if c == b'"':
+                    self.pos = pos + 1
+                    return bytes(out)
+                out += c
+                pos += 1
+            raise ValueError("unterminated quoted string")
+        m = _LITERAL.match(data, pos)
+        if m:
+            end = m.end() + int(m.group(1))
+            if end > len(data):
+                raise ValueError("truncated literal")
+            self.pos = end
+            return data[m.end() : end]
+        end = pos
+        while end < len(data) and data[end] not in b" ()\r\n":
+            end += 1
+        if end == pos:
+            raise ValueError(f"expected a string at {pos}")
+        self.pos = end
+        word = data[pos:end]
+        return None if word.upper() == b"NIL" else word
+
+    def atoms(self) -> list[bytes]:
+        """Read a parenthesised list of atoms (nested lists are skipped whole)."""
+        self.space()
+        if self.data[self.pos : self.pos + 1] != b"(":
+            raise ValueError("expected a list")
+        self.pos += 1
+        out: list[bytes] = []
+        while True:
+            self.space()
+            c = self.data[self.pos : self.pos + 1]
+            if not c:
+                raise ValueError("unterminated list")
+            if c == b")":
+                self.pos += 1
+                return out
+            if c == b"(":
+                self.atoms()
+                continue
+            word = self.string()
+            out.append(word if word is not None else b"NIL")
+
+
+def _mailbox_name(raw: bytes) -> str:
+    # Modified UTF-7 (RFC 3501 5.1.3), as imapclient decodes LIST names; INBOX is case-insensitive.
+    name = imap_utf7.decode(raw)
+    return "INBOX" if name.upper() == "INBOX" else name
+
+
+def parse_list_status(
+    responses: Iterable[bytes],
+) -> tuple[list[tuple[str, str | None, tuple[str, ...]]], dict[str, dict[str, int]]]:
+    """Parse the untagged answer of LIST ... RETURN (... STATUS (...)) (RFC 5258 3, RFC 5819 2).
+
+    Returns ([(name, delimiter, flags)], {name: {"MESSAGES": n, "UIDNEXT": n, ...}}). Extended
+    data after a LIST entry (CHILDINFO, OLDNAME) is ignored. An entry that cannot be parsed
+    raises ValueError: the caller falls back to plain LIST.
+    """
+    listed: list[tuple[str, str | None, tuple[str, ...]]] = []
+    status: dict[str, dict[str, int]] = {}
+    for r in responses:
+        head = r[:7].upper()
+        if head.startswith(b"LIST "):
+            t = _Tokens(r, 5)
+            flags = _flags(t.atoms())
+            delim = t.string()
+            name = t.string()
+            if name is None:
+                raise ValueError("LIST without a mailbox name")
+            listed.append(
+                (_mailbox_name(name), delim.decode("ascii", "replace") if delim is not None else None, flags)
+            )
+        elif head.startswith(b"STATUS "):
+            t = _Tokens(r, 7)
+            name = t.string()
+            if name is None:
+                raise ValueError("STATUS without a mailbox name")
+            words = t.atoms()
+            values: dict[str, int] = {}
+            for key, value in zip(words[::2], words[1::2], strict=False):
+                if value.isdigit():
+                    values[key.decode("ascii", "replace").upper()] = int(value)
+            status[_mailbox_name(name)] = values
+    return listed, status
+
+
 # -- Folder roles
 
 SPECIAL_USES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
@@ -667,17 +792,65 @@ class ImapSession:
         for flags, delim, name in listed:
             d = delim.decode() if isinstance(delim, bytes) else delim
             rows.append((str(name), d, _flags(flags)))
-        roles = detect_special_use(rows)
-        return [
-            Folder(
-                name=name,
-                delimiter=d,
-                flags=flags,
-                special_use=roles.get(name),
-                subscribed=name in subscribed,
+        return _folders(rows, subscribed)
+
+    @property
+    def list_status(self) -> bool:
+        """True when one LIST can also return subscriptions and STATUS (RFC 5258, RFC 5819)."""
+        return self.has("LIST-STATUS") and self.has("LIST-EXTENDED")
+
+    def list_folders_with_status(self) -> ListStatus | None:
+        """LIST every folder with subscriptions, special use and STATUS in one round trip.
+
+        `LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE STATUS (MESSAGES UIDNEXT UIDVALIDITY
+        HIGHESTMODSEQ))` (RFC 5258 3, RFC 6154 2, RFC 5819 2). None when the server does not
+        offer LIST-STATUS (or its answer does not parse): use list_folders and SELECT instead.
+        A folder the server sent no STATUS for (\\Noselect, or a lookup problem the RFC lets it
+        drop) has no entry in `status`.
+        """
+        if not self.list_status:
+            return None
+        returns = [b"SUBSCRIBED", b"CHILDREN"]
+        if self.has("SPECIAL-USE"):
+            returns.append(b"SPECIAL-USE")
+        items = b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b"")
+        line = b'LIST "" "*" RETURN (' + b" ".join(returns) + b" STATUS (" + items + b"))"
+        untagged, _ = self._command(line, "listing folders")
+        try:
+            listed, raw_status = parse_list_status(untagged)
+        except (ValueError, UnicodeError):
+            return None
+        rows, subscribed = [], set()
+        for name, delim, flags in listed:
+            lowered = [f.lower() for f in flags]
+            if "\\subscribed" in lowered:
+                subscribed.add(name)
+            # RFC 5258 3.4: \\NonExistent (a parent that is only a name) implies \\Noselect, which
+            # is what plain LIST says of it.
+            rows.append(
+                (
+                    name,
+                    delim,
+                    tuple(
+                        "\\Noselect" if low == "\\nonexistent" else f
+                        for f, low in zip(flags, lowered, strict=True)
+                        if low != "\\subscribed"
+                    ),
+                )
             )
-            for name, d, flags in rows
-        ]
+        status = {}
+        for name, values in raw_status.items():
+            if "UIDVALIDITY" not in values:
+                continue
+            status[name] = FolderState(
+                name=name,
+                uidvalidity=values["UIDVALIDITY"],
+                uidnext=values.get("UIDNEXT"),
+                exists=values.get("MESSAGES", 0),
+                # RFC 7162 3.1.2.3: 0 means the mailbox has no mod-sequences (NOMODSEQ).
+                highestmodseq=(values.get("HIGHESTMODSEQ") or None) if self.condstore else None,
+            )
+        return ListStatus(folders=tuple(_folders(rows, subscribed)), status=status)
 
     def create_folder(self, name: str) -> None:
         with self._errors(f"creating {name!r}"):
@@ -956,6 +1129,16 @@ class ImapSession:
             _text, responses = self.client.idle_done()
         self._idling = False
         return any(_is_change(r) for r in responses)
+
+
+def _folders(rows: list[tuple[str, str | None, tuple[str, ...]]], subscribed: set[str]) -> list[Folder]:
+    roles = detect_special_use(rows)
+    return [
+        Folder(
+            name=name, delimiter=d, flags=flags, special_use=roles.get(name), subscribed=name in subscribed
+        )
+        for name, d, flags in rows
+    ]
 
 
 def _is_fetch(payload: bytes) -> bool:

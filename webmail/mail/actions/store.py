@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import logging
+import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Q
 
 from webmail.mail import blobs
@@ -15,6 +21,8 @@ from webmail.mail.conversations import Threadable, assign_threads
 from webmail.mail.models import Folder, Message, MessageBody
 from webmail.mailcore.addresses import Address
 from webmail.mailcore.mime import ParsedMessage, parse_message
+
+log = logging.getLogger(__name__)
 
 # zlib releases the GIL: raw bytes are compressed in threads while the main thread parses.
 _PACKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="blob-pack")
@@ -112,6 +120,86 @@ def slim_for_parsing(raw: bytes) -> bytes:
     return b"".join(pieces)
 
 
+def parse_processes() -> int:
+    """Worker processes that parse messages besides the caller (0: parse in the calling thread)."""
+    try:
+        return max(0, int(getattr(settings, "WEBMAIL_SYNC_PARSE_PROCESSES", 0) or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+_POOL: dict[str, Any] = {}
+POOL_MIN = 16  # batches smaller than this are parsed here: shipping them costs more than it saves
+
+
+def _parse_pool(size: int) -> Any | None:
+    """Return this process's parse pool of SIZE workers, started on first use; None if it cannot start.
+
+    billiard (Celery's fork of multiprocessing) can start children from a daemonic process, which
+    a Celery prefork worker is; the standard library refuses. The pool lives as long as the process.
+    """
+    pool = _POOL.get("pool")
+    if pool is not None and _POOL.get("size") == size and _POOL.get("pid") == os.getpid():
+        return pool
+    _close_pool()
+    try:
+        import billiard
+
+        pool = billiard.Pool(processes=size, maxtasksperchild=2000)
+    except Exception:  # no billiard, no fork, resource limits: parse in-process
+        log.warning("cannot start %s parse processes; parsing in the sync thread", size, exc_info=True)
+        _POOL.update(pool=None, size=size, pid=os.getpid(), failed=True)
+        return None
+    _POOL.update(pool=pool, size=size, pid=os.getpid(), failed=False)
+    return pool
+
+
+def _close_pool() -> None:
+    pool = _POOL.pop("pool", None)
+    if pool is not None and _POOL.get("pid") == os.getpid():
+        with contextlib.suppress(Exception):
+            pool.terminate()
+
+
+atexit.register(_close_pool)
+
+
+class ParseJob:
+    """Messages being parsed, maybe in the pool while the caller stores the previous batch."""
+
+    def __init__(self, raws: Sequence[bytes]) -> None:
+        self._raws = raws
+        self._pending: Any = None
+        size = parse_processes()
+        if size and len(raws) >= POOL_MIN and not (_POOL.get("failed") and _POOL.get("size") == size):
+            pool = _parse_pool(size)
+            if pool is not None:
+                try:
+                    self._pending = pool.map_async(parse_message, list(raws), chunksize=8)
+                except Exception:
+                    log.warning("parse pool refused work; parsing here", exc_info=True)
+                    _close_pool()
+
+    def get(self) -> list[ParsedMessage]:
+        """The parsed messages, in order. A pool that fails (a worker killed, a timeout) falls back
+        to parsing here: the result is always complete."""
+        if self._pending is not None:
+            try:
+                return list(self._pending.get(timeout=POOL_TIMEOUT))
+            except Exception:
+                log.warning("parse pool failed; parsing here", exc_info=True)
+                _close_pool()
+        return [parse_message(r) for r in self._raws]
+
+
+def start_parsing(items: Sequence[Incoming]) -> ParseJob:
+    """Begin parsing ITEMS (attachments cut first); in WEBMAIL_SYNC_PARSE_PROCESSES workers if set."""
+    return ParseJob([slim_for_parsing(i.raw) for i in items])
+
+
+POOL_TIMEOUT = 300.0
+
+
 def _sane_date(value: datetime | None) -> datetime | None:
     """Return VALUE when it can be stored and sorted on (aware, 1970-2200), else None."""
     if value is None:
@@ -154,19 +242,28 @@ def build_message(folder: Folder, item: Incoming, parsed: ParsedMessage) -> Mess
     )
 
 
-def store_messages(folder: Folder, items: Sequence[Incoming]) -> list[Message]:
+def store_messages(
+    folder: Folder, items: Sequence[Incoming], parsing: ParseJob | None = None
+) -> list[Message]:
     """Store ITEMS in FOLDER (skipping UIDs already cached) and return the new rows.
 
-    Must run inside a transaction; the caller records its progress (Folder.synced_uid) in the same one.
+    PARSING is start_parsing(ITEMS) begun earlier (so the pool parsed them meanwhile), else they
+    are parsed here. Must run inside a transaction; the caller records its progress
+    (Folder.synced_uid) in the same one.
     """
     if not items:
         return []
     present = set(
         Message.objects.filter(folder=folder, uid__in=[i.uid for i in items]).values_list("uid", flat=True)
     )
-    todo = [i for i in items if i.uid not in present]
+    keep = [n for n, i in enumerate(items) if i.uid not in present]
+    todo = [items[n] for n in keep]
     packed = [_PACKERS.submit(blobs.pack, i.raw) for i in todo]
-    parsed = [parse_message(slim_for_parsing(i.raw)) for i in todo]
+    if parsing is None:
+        parsed = start_parsing(todo).get()
+    else:
+        everything = parsing.get()
+        parsed = [everything[n] for n in keep]
     rows = [build_message(folder, item, p) for item, p in zip(todo, parsed, strict=True)]
     threadables = [
         Threadable(m.message_id, m.in_reply_to, m.references.split(), m.subject, m.date) for m in rows

@@ -24,13 +24,21 @@ from django.utils import timezone
 from accounts.connection import incoming_endpoint, net_guard, tls_config
 from accounts.models import AccountState, MailAccount
 from webmail.mail.actions.changes import apply_pending
-from webmail.mail.actions.store import Incoming, flag_fields, refresh_counts, store_messages
+from webmail.mail.actions.store import (
+    Incoming,
+    ParseJob,
+    flag_fields,
+    parse_processes,
+    refresh_counts,
+    start_parsing,
+    store_messages,
+)
 from webmail.mail.events import send_event_on_commit
 from webmail.mail.locks import AccountLock, LockLost, account_lock, request_again, take_again_request
 from webmail.mail.models import Folder, Message, SpecialUse, SyncState
 from webmail.mailcore import types as imap_types
 from webmail.mailcore.errors import MailError
-from webmail.mailcore.imap import ImapSession
+from webmail.mailcore.imap import ImapSession, ListStatus
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +139,49 @@ def _sync(
     folder_names: Iterable[str] | None,
     progress: Progress | None,
 ) -> None:
-    folders = sync_folder_list(session, account)
+    # LIST-STATUS (RFC 5819): folders, subscriptions, special use and every folder's status in
+    # one round trip; a folder whose status equals the cache needs no SELECT at all.
+    listed = session.list_folders_with_status()
+    folders = sync_folder_list(session, account, listed)
+    statuses = listed.status if listed is not None else {}
     wanted = set(folder_names) if folder_names else None
     todo = [f for f in folders if f.selectable and (wanted is None or f.name in wanted)]
     todo.sort(key=lambda f: (f.special_use != SpecialUse.INBOX, f.name))
     report.folders += len(todo)
+    unchanged: list[int] = []
     for folder in todo:
+        if session.condstore and _unchanged(folder, statuses.get(folder.name)):
+            unchanged.append(folder.pk)
+            report.per_folder[folder.name] = {"new": 0, "changed": 0, "expunged": 0}
+            continue
         lock.extend()
         stats = sync_folder(session, folder, lock=lock, progress=progress)
         report.per_folder[folder.name] = stats
         report.new += stats["new"]
         report.changed += stats["changed"]
         report.expunged += stats["expunged"]
+    if unchanged:
+        Folder.objects.filter(pk__in=unchanged).update(last_synced_at=timezone.now(), last_error="")
+
+
+def _unchanged(folder: Folder, status: imap_types.FolderState | None) -> bool:
+    """True when STATUS proves nothing changed since the cache was last completed (RFC 7162 3.1.2).
+
+    Any flag change or expunge raises HIGHESTMODSEQ and any new message raises UIDNEXT; the
+    cached values are saved only once a folder is completely synced, so an interrupted pass
+    never matches. Without mod-sequences (no CONDSTORE, NOMODSEQ) nothing is proven.
+    """
+    return (
+        status is not None
+        and folder.uidvalidity is not None
+        and folder.uidnext is not None
+        and folder.highestmodseq is not None
+        and status.highestmodseq is not None
+        and status.uidvalidity == folder.uidvalidity
+        and status.uidnext == folder.uidnext
+        and status.highestmodseq == folder.highestmodseq
+        and status.exists == folder.server_count
+    )
 
 
 def special_use_of(remote: imap_types.Folder) -> str:
@@ -152,20 +191,24 @@ def special_use_of(remote: imap_types.Folder) -> str:
 
 
 @transaction.atomic
-def sync_folder_list(session: ImapSession, account: MailAccount) -> list[Folder]:
+def sync_folder_list(
+    session: ImapSession, account: MailAccount, listed: ListStatus | None = None
+) -> list[Folder]:
     """Make the cached folder list equal the server's (LIST + LSUB / SPECIAL-USE, RFC 6154).
 
+    LISTED is a LIST-STATUS answer already read (RFC 5819), else LIST and LSUB are sent here.
     A folder that disappears while one with the same UIDVALIDITY appears was renamed: its cache is
     kept under the new name (Dovecot and most servers keep UIDVALIDITY across RENAME).
     """
-    remote = {f.name: f for f in session.list_folders()}
+    statuses = listed.status if listed is not None else {}
+    remote = {f.name: f for f in (listed.folders if listed is not None else session.list_folders())}
     cached = {f.name: f for f in Folder.objects.filter(account=account, is_local=False)}
     gone = [f for name, f in cached.items() if name not in remote]
     new_names = [name for name in remote if name not in cached]
     if gone and new_names:
         by_validity = {f.uidvalidity: f for f in gone if f.uidvalidity}
         for name in list(new_names):
-            status = session.folder_status(name) if by_validity else None
+            status = (statuses.get(name) or session.folder_status(name)) if by_validity else None
             moved = by_validity.pop(status.uidvalidity, None) if status else None
             if moved is not None:
                 moved.name = name
@@ -422,14 +465,9 @@ def _store_batches(
     progress: Progress | None,
 ) -> int:
     done = 0
-    for batch, messages in zip(batches, fetching, strict=False):
-        fetched = [
-            Incoming(uid=m.uid, raw=m.raw, flags=m.flags, internal_date=m.internaldate, modseq=m.modseq)
-            for m in messages
-        ]
-        del messages
+    for batch, fetched, parsing in _parse_ahead(zip(batches, fetching, strict=False)):
         with transaction.atomic():
-            stored = store_messages(folder, fetched)
+            stored = store_messages(folder, fetched, parsing)
             folder.synced_uid = max(batch)
             Folder.objects.filter(pk=folder.pk).update(
                 synced_uid=folder.synced_uid,
@@ -459,6 +497,32 @@ def _store_batches(
         if lock:
             lock.extend()
     return done
+
+
+def _parse_ahead(
+    fetched: Iterator[tuple[list[int], list[imap_types.MessageData]]],
+) -> Iterator[tuple[list[int], list[Incoming], ParseJob]]:
+    """Yield each batch with its parsing begun, beginning the next batch's before yielding.
+
+    With parse processes (WEBMAIL_SYNC_PARSE_PROCESSES) they parse batch k+1 while this thread
+    stores batch k; without them a job parses when asked, so nothing is held longer than before.
+    """
+    ahead: tuple[list[int], list[Incoming], ParseJob] | None = None
+    for batch, messages in fetched:
+        items = [
+            Incoming(uid=m.uid, raw=m.raw, flags=m.flags, internal_date=m.internaldate, modseq=m.modseq)
+            for m in messages
+        ]
+        del messages
+        current = (batch, items, start_parsing(items))
+        if not parse_processes():
+            yield current
+            continue
+        if ahead is not None:
+            yield ahead
+        ahead = current
+    if ahead is not None:
+        yield ahead
 
 
 def _record_success(account: MailAccount, *, complete: bool = True) -> None:

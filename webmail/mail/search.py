@@ -1,0 +1,351 @@
+"""Find a person's messages: folder listings and full-text search, paged by keyset (never OFFSET).
+
+One interface for both databases: the full-text index is an FTS5 table on SQLite and a tsvector
+table with a GIN index on PostgreSQL (both named ``mail_message_fts``, created by migration 0002
+and kept in sync by triggers on ``mail_messagebody``). The document has four parts, so operators
+can target one: subject, sender, recipients (To, Cc, Bcc) and body.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+from webmail.mail.models import Folder, Message, SpecialUse
+
+PAGE_SIZE = 50
+SORTS = ("date", "from", "subject", "size")
+# Columns a list needs: never the JSON recipient lists of every row, never the body.
+LIST_FIELDS = (
+    "id", "folder_id", "account_id", "thread_id", "seen", "flagged", "answered", "draft", "deleted",
+    "date", "size", "subject", "from_name", "from_email", "snippet", "has_attachments",
+)  # fmt: skip
+
+# sort name -> (field, descending)
+_SORT_FIELDS = {
+    "date": ("date", True),
+    "from": ("from_name", False),
+    "subject": ("subject", False),
+    "size": ("size", True),
+}
+_WORD_RE = re.compile(r"[^\W_]+")
+_TOKEN_RE = re.compile(r'(-?)([a-z]+):(?:"([^"]*)"?|(\S+))|"([^"]*)"?|(\S+)', re.IGNORECASE)
+# FTS column names and the PostgreSQL weights standing in for them.
+_COLUMNS = {"subject": "A", "sender": "B", "recipients": "C", "body": "D"}
+
+
+@dataclass
+class Page:
+    """One page of a listing: the rows, the cursor of the next page, and conversation sizes."""
+
+    messages: list[Message]
+    next_cursor: str | None
+    thread_counts: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedQuery:
+    """A search box query split into full-text terms and structured filters."""
+
+    terms: list[tuple[str | None, str]] = field(default_factory=list)  # (column or None, words)
+    unread: bool | None = None
+    flagged: bool | None = None
+    has_attachment: bool = False
+    folder: str | None = None
+    before: date | None = None
+    after: date | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (
+            self.terms
+            or self.unread is not None
+            or self.flagged is not None
+            or self.has_attachment
+            or self.folder
+            or self.before
+            or self.after
+        )
+
+
+# --- cursors ----------------------------------------------------------------------------------------
+
+
+def encode_cursor(sort: str, message: Message) -> str:
+    name, _desc = _SORT_FIELDS[sort]
+    value = getattr(message, name)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([value, message.pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(sort: str, cursor: str | None) -> tuple[object, int] | None:
+    """Return (sort value, id) from a cursor, or None when it is absent or garbled (first page)."""
+    if not cursor:
+        return None
+    try:
+        value, pk = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(pk, int):
+            return None
+        if sort == "date":
+            value = datetime.fromisoformat(value)
+        elif sort == "size":
+            value = int(value)
+        elif not isinstance(value, str):
+            return None
+    except (ValueError, TypeError, json.JSONDecodeError):
+        return None
+    return value, pk
+
+
+def _after_cursor(qs: QuerySet[Message], sort: str, cursor: tuple[object, int] | None) -> QuerySet[Message]:
+    name, desc = _SORT_FIELDS[sort]
+    qs = qs.order_by(f"-{name}", "-id") if desc else qs.order_by(name, "id")
+    if cursor is None:
+        return qs
+    value, pk = cursor
+    if desc:
+        return qs.filter(Q(**{f"{name}__lt": value}) | Q(**{name: value, "id__lt": pk}))
+    return qs.filter(Q(**{f"{name}__gt": value}) | Q(**{name: value, "id__gt": pk}))
+
+
+def _newest_of_thread(qs: QuerySet[Message], scope: QuerySet[Message]) -> QuerySet[Message]:
+    """Keep one row per conversation: the newest message of its thread within SCOPE."""
+    newer = scope.filter(thread_id=OuterRef("thread_id")).filter(
+        Q(date__gt=OuterRef("date")) | Q(date=OuterRef("date"), id__gt=OuterRef("id"))
+    )
+    return qs.filter(Q(thread__isnull=True) | ~Exists(newer))
+
+
+def _key(sort: str, m: Message) -> tuple:
+    name, desc = _SORT_FIELDS[sort]
+    value = getattr(m, name)
+    if desc:
+        return (_Reverse(value), _Reverse(m.pk))
+    return (value, m.pk)
+
+
+class _Reverse:
+    """Invert the order of a value inside a sort key (for merging descending lists)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Reverse) -> bool:
+        return other.value < self.value  # type: ignore[operator]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reverse) and other.value == self.value
+
+
+def list_page(
+    scopes: Iterable[QuerySet[Message]],
+    *,
+    sort: str = "date",
+    cursor: str | None = None,
+    conversations: bool = False,
+    page_size: int = PAGE_SIZE,
+) -> Page:
+    """Return one page of the messages in SCOPES (one queryset per folder, or one for a search).
+
+    Each scope is paged on its own index by keyset and the pages are merged, so "All inboxes" stays
+    as fast as one folder at any depth.
+    """
+    sort = sort if sort in SORTS else "date"
+    position = decode_cursor(sort, cursor)
+    candidates: list[Message] = []
+    scope_list = list(scopes)
+    for scope in scope_list:
+        qs = scope.only(*LIST_FIELDS)
+        if conversations:
+            qs = _newest_of_thread(qs, scope)
+        candidates.extend(_after_cursor(qs, sort, position)[: page_size + 1])
+    rows = heapq.nsmallest(page_size + 1, candidates, key=lambda m: _key(sort, m))
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    page = Page(rows, encode_cursor(sort, rows[-1]) if more and rows else None)
+    if conversations:
+        page.thread_counts = thread_counts(scope_list, rows)
+    return page
+
+
+def thread_counts(scopes: list[QuerySet[Message]], rows: list[Message]) -> dict[int, int]:
+    """Return {thread id: messages of it in SCOPES} for the threads of ROWS."""
+    ids = {m.thread_id for m in rows if m.thread_id}
+    counts: dict[int, int] = {}
+    if not ids:
+        return counts
+    for scope in scopes:
+        for thread_id, n in (
+            scope.filter(thread_id__in=ids).order_by().values_list("thread_id").annotate(n=Count("id"))
+        ):
+            counts[thread_id] = counts.get(thread_id, 0) + n
+    return counts
+
+
+# --- scopes -----------------------------------------------------------------------------------------
+
+
+def folder_scope(folder: Folder) -> QuerySet[Message]:
+    return Message.objects.filter(folder=folder)
+
+
+def all_inboxes_scopes(user: AbstractBaseUser) -> list[QuerySet[Message]]:
+    inboxes = Folder.objects.filter(account__user_id=user.pk, special_use=SpecialUse.INBOX).order_by("id")
+    return [Message.objects.filter(folder_id=pk) for pk in inboxes.values_list("id", flat=True)]
+
+
+# --- search -----------------------------------------------------------------------------------------
+
+
+def parse_query(text: str) -> ParsedQuery:
+    """Split a search box query into full-text terms and the operators Gmail users know."""
+    parsed = ParsedQuery()
+    for match in _TOKEN_RE.finditer(text[:1000]):
+        _neg, op, op_quoted, op_plain, quoted, plain = match.groups()
+        if op is None:
+            words = quoted if quoted is not None else plain
+            if words and _WORD_RE.search(words):
+                parsed.terms.append((None, words))
+            continue
+        op = op.lower()
+        value = (op_quoted if op_quoted is not None else op_plain or "").strip()
+        lowered = value.lower()
+        if op in ("from", "to", "subject", "body"):
+            column = {"from": "sender", "to": "recipients"}.get(op, op)
+            if _WORD_RE.search(value):
+                parsed.terms.append((column, value))
+        elif op == "is" and lowered in ("unread", "read"):
+            parsed.unread = lowered == "unread"
+        elif op == "is" and lowered in ("flagged", "starred", "unflagged"):
+            parsed.flagged = lowered != "unflagged"
+        elif op == "has" and lowered in ("attachment", "attachments"):
+            parsed.has_attachment = True
+        elif op == "in" and value:
+            parsed.folder = value
+        elif op in ("before", "after"):
+            try:
+                day = date.fromisoformat(value.replace("/", "-"))
+            except ValueError:
+                parsed.errors.append(f"{op}:{value}")
+                continue
+            setattr(parsed, op, day)
+        else:  # an unknown operator is searched as text, like Gmail does
+            parsed.terms.append((None, match.group(0)))
+    return parsed
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD_RE.findall(text)][:20]
+
+
+def fts5_query(terms: list[tuple[str | None, str]]) -> str:
+    """Return an FTS5 MATCH expression: every term a prefix phrase, ANDed (words only: no syntax leaks)."""
+    parts = []
+    for column, text in terms:
+        words = _words(text)
+        if not words:
+            continue
+        phrase = '"' + " ".join(words) + '"*'
+        parts.append(f"{column} : {phrase}" if column else phrase)
+    return " AND ".join(parts)
+
+
+def tsquery(terms: list[tuple[str | None, str]]) -> str:
+    """Return a to_tsquery('simple', ...) expression: prefix phrases, weights standing for columns."""
+    parts = []
+    for column, text in terms:
+        words = _words(text)
+        if not words:
+            continue
+        weight = _COLUMNS[column] if column else ""
+        phrase = " <-> ".join(f"'{w}':*{weight}" for w in words)
+        parts.append(f"({phrase})")
+    return " & ".join(parts)
+
+
+def _fulltext_filter(terms: list[tuple[str | None, str]]) -> Q | None:
+    if not terms:
+        return None
+    if connection.vendor == "postgresql":
+        expression = tsquery(terms)
+        if not expression:
+            return None
+        sql = "SELECT message_id FROM mail_message_fts WHERE document @@ to_tsquery('simple', %s)"
+    else:
+        expression = fts5_query(terms)
+        if not expression:
+            return None
+        sql = "SELECT rowid FROM mail_message_fts WHERE mail_message_fts MATCH %s"
+    # The SQL is a constant; the user's words travel as a parameter.
+    return Q(id__in=RawSQL(sql, [expression]))  # noqa: S611
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+
+def search_scope(
+    user: AbstractBaseUser,
+    query: ParsedQuery,
+    *,
+    folder: Folder | None = None,
+    account_id: int | None = None,
+) -> QuerySet[Message]:
+    """Return USER's messages matching QUERY (within FOLDER or ACCOUNT_ID when given)."""
+    qs = Message.objects.filter(account__user_id=user.pk)
+    if folder is not None:
+        qs = qs.filter(folder=folder)
+    if account_id is not None:
+        qs = qs.filter(account_id=account_id)
+    fulltext = _fulltext_filter(query.terms)
+    if fulltext is not None:
+        qs = qs.filter(fulltext)
+    if query.unread is not None:
+        qs = qs.filter(seen=not query.unread)
+    if query.flagged is not None:
+        qs = qs.filter(flagged=query.flagged)
+    if query.has_attachment:
+        qs = qs.filter(has_attachments=True)
+    if query.folder:
+        name = query.folder.lower()
+        uses = [u for u in SpecialUse.values if u and u == name]
+        by_name = Q(folder__name__iexact=query.folder) | Q(folder__name__iendswith="/" + query.folder)
+        qs = qs.filter(by_name | Q(folder__special_use__in=uses) if uses else by_name)
+    if query.after:
+        qs = qs.filter(date__gte=_day_start(query.after))
+    if query.before:
+        qs = qs.filter(date__lt=_day_start(query.before))
+    return qs
+
+
+def search_page(
+    user: AbstractBaseUser,
+    text: str,
+    *,
+    folder: Folder | None = None,
+    account_id: int | None = None,
+    cursor: str | None = None,
+    page_size: int = PAGE_SIZE,
+) -> tuple[ParsedQuery, Page]:
+    """Search USER's mail for TEXT; return the parsed query and one page of results, newest first."""
+    query = parse_query(text)
+    if query.is_empty:
+        return query, Page([], None)
+    scope = search_scope(user, query, folder=folder, account_id=account_id)
+    return query, list_page([scope], sort="date", cursor=cursor, page_size=page_size)

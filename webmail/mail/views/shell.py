@@ -1,0 +1,227 @@
+"""What every mail page shares: the person's time zone, the folder tree and the listing in the middle pane."""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import MailAccount
+from webmail.mail import search
+from webmail.mail.models import Folder, SpecialUse, SyncState
+from webmail.middleware import APP_CSP
+
+# Mail HTML keeps its style="" attributes; its sandboxed srcdoc iframe inherits this page's policy.
+# Only attributes: <style> elements stay forbidden, and no mail markup reaches this page outside
+# the iframe.
+MAIL_CSP = APP_CSP + "; style-src-attr 'unsafe-inline'"
+TZ_COOKIE = "tz"
+SPECIAL_ORDER = ["inbox", "flagged", "drafts", "sent", "archive", "all", "junk", "trash", ""]
+
+
+def with_person_time(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Render in the person's time zone (reported by mail.js in a cookie) and under the mail CSP."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        name = request.COOKIES.get(TZ_COOKIE, "")
+        try:
+            zone = zoneinfo.ZoneInfo(name) if name and len(name) < 64 else None
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone = None
+        if zone is not None:
+            timezone.activate(zone)
+        try:
+            response = view(request, *args, **kwargs)
+        finally:
+            timezone.deactivate()
+        response.headers.setdefault("Content-Security-Policy", MAIL_CSP)
+        return response
+
+    return wrapper
+
+
+@dataclass
+class AccountTree:
+    account: MailAccount
+    folders: list[Folder]
+    sync: SyncState | None
+
+
+def folder_tree(user: AbstractBaseUser) -> list[AccountTree]:
+    """Return the person's accounts with their folders, special folders first (two queries)."""
+    accounts = list(MailAccount.objects.filter(user_id=user.pk).select_related("sync").order_by("name", "id"))
+    folders = Folder.objects.filter(account__user_id=user.pk).only(
+        "id", "account_id", "name", "delimiter", "special_use", "unread_count", "total_count", "selectable"
+    )
+    by_account: dict[int, list[Folder]] = {a.pk: [] for a in accounts}
+    for folder in folders:
+        by_account.setdefault(folder.account_id, []).append(folder)
+    trees = []
+    for account in accounts:
+        items = sorted(
+            by_account[account.pk],
+            key=lambda f: (
+                SPECIAL_ORDER.index(f.special_use) if f.special_use in SPECIAL_ORDER else 99,
+                f.name.lower(),
+            ),
+        )
+        trees.append(AccountTree(account, items, getattr(account, "sync", None)))
+    return trees
+
+
+@dataclass
+class Listing:
+    """The middle pane: which messages, in which order, and the URLs to page and re-sort them."""
+
+    kind: str  # "folder", "inboxes" or "search"
+    title: str
+    base_url: str
+    params: dict[str, str]
+    page: search.Page
+    folder: Folder | None = None
+    query: str = ""
+    query_errors: list[str] = field(default_factory=list)
+    sort: str = "date"
+    conversations: bool = False
+
+    def url(self, **changes: str | None) -> str:
+        params = {**self.params, **changes}
+        clean = {k: v for k, v in params.items() if v}
+        return self.base_url + ("?" + urlencode(clean) if clean else "")
+
+    @property
+    def current_url(self) -> str:
+        return self.url()
+
+    @property
+    def next_url(self) -> str | None:
+        return self.url(after=self.page.next_cursor) if self.page.next_cursor else None
+
+    @property
+    def first_url(self) -> str:
+        return self.url(after=None)
+
+    @property
+    def toggle_view_url(self) -> str:
+        return self.url(view=None if self.conversations else "conversations", after=None)
+
+    def sort_url(self, sort: str) -> str:
+        return self.url(sort=None if sort == "date" else sort, after=None)
+
+    @property
+    def sort_links(self) -> list[tuple[str, str, bool]]:
+        from django.utils.translation import gettext as _
+
+        names = {"date": _("Date"), "from": _("Sender"), "subject": _("Subject"), "size": _("Size")}
+        return [(names[s], self.sort_url(s), s == self.sort) for s in search.SORTS]
+
+
+def _list_params(query: QueryDict, *, allow_sort: bool = True) -> dict[str, str]:
+    params: dict[str, str] = {}
+    sort = query.get("sort", "")
+    if allow_sort and sort in search.SORTS and sort != "date":
+        params["sort"] = sort
+    if query.get("view") == "conversations":
+        params["view"] = "conversations"
+    if query.get("after"):
+        params["after"] = query.get("after", "")[:200]
+    return params
+
+
+def folder_listing(folder: Folder, query: QueryDict) -> Listing:
+    params = _list_params(query)
+    sort = params.get("sort", "date")
+    conversations = params.get("view") == "conversations"
+    page = search.list_page(
+        [search.folder_scope(folder)], sort=sort, cursor=params.get("after"), conversations=conversations
+    )
+    return Listing(
+        kind="folder",
+        title=folder.display_name,
+        base_url=reverse("mail_folder", args=[folder.pk]),
+        params=params,
+        page=page,
+        folder=folder,
+        sort=sort,
+        conversations=conversations,
+    )
+
+
+def inboxes_listing(user: AbstractBaseUser, query: QueryDict) -> Listing:
+    from django.utils.translation import gettext as _
+
+    params = _list_params(query)
+    sort = params.get("sort", "date")
+    conversations = params.get("view") == "conversations"
+    page = search.list_page(
+        search.all_inboxes_scopes(user), sort=sort, cursor=params.get("after"), conversations=conversations
+    )
+    return Listing(
+        kind="inboxes",
+        title=_("All inboxes"),
+        base_url=reverse("mail_inboxes"),
+        params=params,
+        page=page,
+        sort=sort,
+        conversations=conversations,
+    )
+
+
+def search_listing(user: AbstractBaseUser, query: QueryDict, folder: Folder | None) -> Listing:
+    from django.utils.translation import gettext as _
+
+    text = query.get("q", "")[:1000]
+    params = {"q": text}
+    if folder is not None:
+        params["folder"] = str(folder.pk)
+    if query.get("after"):
+        params["after"] = query.get("after", "")[:200]
+    parsed, page = search.search_page(user, text, folder=folder, cursor=params.get("after"))
+    return Listing(
+        kind="search",
+        title=_("Search"),
+        base_url=reverse("mail_search"),
+        params=params,
+        page=page,
+        folder=folder,
+        query=text,
+        query_errors=parsed.errors,
+    )
+
+
+def listing_for_url(request: HttpRequest, url: str) -> Listing | None:
+    """Rebuild the listing a page was showing from its URL (after an action), or None."""
+    from urllib.parse import urlsplit
+
+    from django.urls import Resolver404, resolve
+
+    from webmail.mail.access import access_folder
+
+    parts = urlsplit(url or "")
+    if parts.scheme or parts.netloc:
+        return None
+    try:
+        match = resolve(parts.path)
+    except Resolver404:
+        return None
+    query = QueryDict(parts.query)
+    if match.url_name == "mail_folder":
+        return folder_listing(access_folder(request.user, match.kwargs["folder_id"]), query)
+    if match.url_name in ("mail_inboxes", "home"):
+        return inboxes_listing(request.user, query)
+    if match.url_name == "mail_search":
+        folder = access_folder(request.user, query["folder"]) if query.get("folder") else None
+        return search_listing(request.user, query, folder)
+    return None
+
+
+def special_use_label(use: str) -> str:
+    return str(SpecialUse(use).label) if use in SpecialUse.values else use
