@@ -238,6 +238,8 @@ WEBMAIL_METRICS_ALLOWED_NETWORKS = env_list("WEBMAIL_METRICS_ALLOWED_NETWORKS", 
 WEBMAIL_MAX_ACCOUNTS_PER_PERSON = env_int("WEBMAIL_MAX_ACCOUNTS_PER_PERSON", 10, minimum=1)
 # Seconds an account's sync lock lives without being extended (a killed worker frees it after this).
 WEBMAIL_SYNC_LOCK_TTL = env_int("WEBMAIL_SYNC_LOCK_TTL", 120, minimum=10)
+# Accounts one `manage.py watch` process holds IDLE connections for (run more processes for more).
+WEBMAIL_WATCHER_CAPACITY = env_int("WEBMAIL_WATCHER_CAPACITY", 500, minimum=1)
 # Capabilities to pretend an IMAP server lacks (e.g. QRESYNC,CONDSTORE): for tests and for servers
 # whose implementation of an extension is broken.
 WEBMAIL_IMAP_DISABLED_CAPS = [c.upper() for c in env_list("WEBMAIL_IMAP_DISABLED_CAPS")]

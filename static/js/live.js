@@ -117,7 +117,7 @@
   }
   document.body.addEventListener("mail-changed", function () {
     clearTimeout(timer);
-    timer = setTimeout(refresh, 150);
+    timer = setTimeout(refresh, 25);
   });
   document.body.addEventListener("change", function (e) {
     if (pending && e.target.matches && e.target.matches("#list-pane input[type=checkbox]")) {

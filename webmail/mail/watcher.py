@@ -37,7 +37,7 @@ RENEW_EVERY = 10  # seconds between renewals and between looks for unwatched acc
 IDLE_RESTART = 25 * 60  # RFC 2177: re-issue IDLE well before the server's 30-minute timeout
 RETRY_AFTER = 60  # seconds before a watcher tries again an account whose connection failed
 CHECK_EVERY = 5.0  # seconds between looks at the stop flag while idling
-DEBOUNCE = 0.05  # seconds to gather a burst of changes into one sync request
+DEBOUNCE = 0.01  # seconds to gather a burst of changes into one sync request
 
 
 def lease_key(account_id: int) -> str:
