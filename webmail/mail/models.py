@@ -137,6 +137,11 @@ class Message(models.Model):
         indexes = [
             # Keyset pagination of a folder by date (newest first), ties broken by id.
             models.Index(fields=["folder", "-date", "-id"], name="message_folder_date"),
+            # Search across all folders of an account, newest first; and the other sort orders (not
+            # subject: a B-tree entry must stay under ~2.7 kB on PostgreSQL, and subjects are long).
+            models.Index(fields=["account", "-date", "-id"], name="message_account_date"),
+            models.Index(fields=["folder", "from_name", "id"], name="message_folder_sender"),
+            models.Index(fields=["folder", "-size", "-id"], name="message_folder_size"),
             models.Index(fields=["account", "message_id"], name="message_account_msgid"),
             models.Index(fields=["thread", "date"], name="message_thread_date"),
         ]

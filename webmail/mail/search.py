@@ -117,9 +117,15 @@ def _after_cursor(qs: QuerySet[Message], sort: str, cursor: tuple[object, int] |
     if cursor is None:
         return qs
     value, pk = cursor
+    # The plain bound (<= or >=) lets the database start its index range scan at the cursor; the OR
+    # alone is read by SQLite as a filter over the whole index, which makes deep pages slow.
     if desc:
-        return qs.filter(Q(**{f"{name}__lt": value}) | Q(**{name: value, "id__lt": pk}))
-    return qs.filter(Q(**{f"{name}__gt": value}) | Q(**{name: value, "id__gt": pk}))
+        return qs.filter(**{f"{name}__lte": value}).filter(
+            Q(**{f"{name}__lt": value}) | Q(**{name: value, "id__lt": pk})
+        )
+    return qs.filter(**{f"{name}__gte": value}).filter(
+        Q(**{f"{name}__gt": value}) | Q(**{name: value, "id__gt": pk})
+    )
 
 
 def _newest_of_thread(qs: QuerySet[Message], scope: QuerySet[Message]) -> QuerySet[Message]:
