@@ -104,3 +104,16 @@ async def _send(user_id: int, event: dict) -> None:
     from asgiref.sync import sync_to_async
 
     await sync_to_async(send_event)(user_id, event)
+
+
+def test_an_event_type_without_a_handler_is_forwarded_not_fatal(alice):
+    async def run():
+        tab, _, _ = await _connect(alice)
+        await tab.receive_json_from()
+        await _send(alice.pk, {"type": "future.kind", "x": 1})
+        assert await tab.receive_json_from(timeout=5) == {"type": "future.kind", "x": 1}
+        await tab.send_json_to({"type": "ping"})
+        assert await tab.receive_json_from(timeout=5) == {"type": "pong"}
+        await tab.disconnect()
+
+    in_own_loop(run)

@@ -6,6 +6,8 @@ import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
 from channels.generic.websocket import JsonWebsocketConsumer
 
 from webmail.mail.events import person_group
@@ -51,4 +53,17 @@ class PersonConsumer(JsonWebsocketConsumer):
     account_status = forward
     mail_new = forward
     mail_changed = forward
+    mail_change_refused = forward
     sync_progress = forward
+    compose_state = forward
+
+    @database_sync_to_async
+    def dispatch(self, message: dict[str, Any]) -> None:
+        """Run the handler named after the event type; forward other person events instead of crashing."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None and not message.get("type", "").startswith("websocket."):
+            log.warning("forwarding an event type without a handler: %s", message.get("type"))
+            handler = self.forward
+        if handler is None:
+            raise ValueError(f"No handler for message type {message.get('type')}")
+        handler(message)

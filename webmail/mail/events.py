@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -22,10 +24,23 @@ def send_event(user_id: int, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+
+    def publish() -> None:
+        try:
+            async_to_sync(layer.group_send)(person_group(user_id), event)
+        except Exception:  # A push failure must never break the action that caused it.
+            log.warning("could not publish %s to person %s", event.get("type"), user_id, exc_info=True)
+
     try:
-        async_to_sync(layer.group_send)(person_group(user_id), event)
-    except Exception:  # A push failure must never break the action that caused it.
-        log.warning("could not publish %s to person %s", event.get("type"), user_id, exc_info=True)
+        asyncio.get_running_loop()
+    except RuntimeError:
+        publish()
+        return
+    # Called from a thread that runs an event loop (async code calling sync code directly):
+    # async_to_sync cannot run here, so publish from a helper thread.
+    helper = threading.Thread(target=publish, name="publish-event")
+    helper.start()
+    helper.join(10)
 
 
 def send_event_on_commit(user_id: int, event: dict[str, Any]) -> None:
