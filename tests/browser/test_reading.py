@@ -318,3 +318,17 @@ def test_phone_width_single_pane(page: Page, live_server, alice, mail, artifacts
     shot(page, artifacts_dir, "phone-message.png")
     page.get_by_role("link", name="Back to list").click()
     expect(page.locator("#list-pane")).to_be_visible()
+
+
+def test_the_chosen_dark_theme_applies_whatever_the_system_says(
+    page: Page, live_server, alice, mail, artifacts_dir
+):
+    from accounts.models import Profile
+
+    Profile.objects.update_or_create(user=alice, defaults={"theme": "dark"})
+    page.emulate_media(color_scheme="light")
+    sign_in(page, live_server, alice)
+    page.goto(f"{live_server.url}/mail/folder/{mail['box']['inbox'].pk}/")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(18, 20, 23)"
+    shot(page, artifacts_dir, "inbox-dark.png")

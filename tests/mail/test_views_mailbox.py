@@ -187,3 +187,14 @@ def test_search_page_lists_results_and_scopes_to_a_folder(client, alice, bob, bo
 def test_search_in_another_persons_folder_is_404(client, bob, box):
     client.force_login(bob)
     assert client.get(f"/mail/search/?q=x&folder={box['inbox'].pk}").status_code == 404
+
+
+def test_the_list_follows_the_persons_messages_per_page_setting(client, alice):
+    from accounts.models import Profile
+    from webmail.mail.views.shell import page_size_for
+
+    assert page_size_for(alice.pk) == 50
+    Profile.objects.update_or_create(user=alice, defaults={"messages_per_page": 25})
+    assert page_size_for(alice.pk) == 25
+    Profile.objects.filter(user=alice).update(messages_per_page=5000)
+    assert page_size_for(alice.pk) == 200

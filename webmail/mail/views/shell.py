@@ -136,12 +136,24 @@ def _list_params(query: QueryDict, *, allow_sort: bool = True) -> dict[str, str]
     return params
 
 
+def page_size_for(user_id: int) -> int:
+    """The person's "messages per page" setting (10-200), or the default."""
+    from accounts.models import Profile
+
+    chosen = Profile.objects.filter(user_id=user_id).values_list("messages_per_page", flat=True).first()
+    return min(200, max(10, chosen)) if chosen else search.PAGE_SIZE
+
+
 def folder_listing(folder: Folder, query: QueryDict) -> Listing:
     params = _list_params(query)
     sort = params.get("sort", "date")
     conversations = params.get("view") == "conversations"
     page = search.list_page(
-        [search.folder_scope(folder)], sort=sort, cursor=params.get("after"), conversations=conversations
+        [search.folder_scope(folder)],
+        sort=sort,
+        cursor=params.get("after"),
+        conversations=conversations,
+        page_size=page_size_for(folder.account.user_id),
     )
     return Listing(
         kind="folder",
@@ -162,7 +174,11 @@ def inboxes_listing(user: AbstractBaseUser, query: QueryDict) -> Listing:
     sort = params.get("sort", "date")
     conversations = params.get("view") == "conversations"
     page = search.list_page(
-        search.all_inboxes_scopes(user), sort=sort, cursor=params.get("after"), conversations=conversations
+        search.all_inboxes_scopes(user),
+        sort=sort,
+        cursor=params.get("after"),
+        conversations=conversations,
+        page_size=page_size_for(user.pk),
     )
     return Listing(
         kind="inboxes",
