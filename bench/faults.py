@@ -660,7 +660,10 @@ def kill_send_worker(drill: Drill, timeout: float) -> dict[str, Any]:
     recovered = (time.monotonic() - t1 + LEASE_SECONDS) if settled else None
     time.sleep(1)
     rep = drill.outbox_report(ids, rcpt)
-    saw = f"outbox states {rep['states']}"
+    saw = (
+        f"{len(ids) - 1} of {len(ids)} sent within {t1 - t0:.0f} s of the kill; the interrupted one showed "
+        f"'Sending' until its lease ran out, then the outbox ended {rep['states']}"
+    )
     if rep["uncertain_arrived"] or rep["uncertain_not_arrived"]:
         saw += " ('Not sent: not certain whether it was delivered' on the interrupted one)"
     return row(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -243,7 +244,13 @@ def locust(
         for r in rows
         if r["Name"] != "Aggregated"
     }
+    failures: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for r in csv.DictReader(open(f"{prefix}_failures.csv")):
+            key = f"{r['Name']}: {r['Error'][:120]}"
+            failures[key] = failures.get(key, 0) + int(r["Occurrences"])
     return {
+        "failures": failures,
         "requests": int(total["Request Count"]),
         "errors": int(total["Failure Count"]),
         "requests_per_s": round(float(total["Requests/s"]), 1),

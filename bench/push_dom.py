@@ -32,7 +32,14 @@ def _serve_asgi() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets-sansio")
+        uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ws="websockets-sansio",
+        )
     )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
@@ -125,7 +132,9 @@ def measure_delivery_to_dom(stack, deliveries: int) -> dict[str, dict[str, objec
     latencies.sort()
     p50 = statistics.median(latencies)
     p95 = latencies[max(0, int(round(0.95 * len(latencies))) - 1)]
-    print(f"delivery to DOM over {len(latencies)} deliveries: p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {latencies[-1]:.0f} ms")
+    print(
+        f"delivery to DOM over {len(latencies)} deliveries: p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {latencies[-1]:.0f} ms"
+    )
     return {
         "delivery_to_dom_p50_ms": {"value": round(p50, 1), "unit": "ms"},
         "delivery_to_dom_p95_ms": {"value": round(p95, 1), "unit": "ms"},

@@ -13,11 +13,14 @@ app = Celery("webmail")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     # One direct exchange per queue, so a task routed to one queue never lands in another.
-    task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("sync", "send", "push")],
+    task_queues=[
+        Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("sync", "send", "push")
+    ],
     task_default_queue="sync",
     # Tasks are named "<queue>.<what>"; the prefix picks the queue.
     task_routes={
-        f"{name}.*": {"queue": name, "exchange": name, "routing_key": name} for name in ("sync", "send", "push")
+        f"{name}.*": {"queue": name, "exchange": name, "routing_key": name}
+        for name in ("sync", "send", "push")
     },
     task_acks_late=True,
     task_reject_on_worker_lost=True,

@@ -14,7 +14,7 @@ from webmail.mail.models import Folder, Message, SyncState, Thread
 pytestmark = pytest.mark.django_db
 
 
-def test_new_stale_and_retry_due_accounts_are_due_but_not_fresh_failing_or_running(alice):
+def test_new_stale_and_retry_due_accounts_are_due_but_not_fresh_failing_or_locked(alice):
     now = timezone.now()
     new = make_account(alice, name="new")
     fresh = make_account(alice, name="fresh")
@@ -33,7 +33,16 @@ def test_new_stale_and_retry_due_accounts_are_due_but_not_fresh_failing_or_runni
     )
     make_account(alice, name="auth", state="auth_failed")
     make_account(alice, name="off", state="disabled")
-    assert set(due_account_ids()) == {new.pk, stale.pk, retry.pk}
+    assert set(due_account_ids()) == {new.pk, stale.pk, retry.pk, running.pk}
+    # A pass that is running holds the account's lock: beat leaves it alone until the lock goes.
+    from webmail.mail.actions.schedule import due_and_unlocked_ids
+    from webmail.mail.locks import lock_key, redis_client
+
+    redis_client().set(lock_key(running.pk), "someone", ex=30)
+    try:
+        assert set(due_and_unlocked_ids()) == {new.pk, stale.pk, retry.pk}
+    finally:
+        redis_client().delete(lock_key(running.pk))
 
 
 def test_empty_threads_are_removed_and_others_kept(alice):

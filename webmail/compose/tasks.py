@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(name="send.deliver", acks_late=True, soft_time_limit=270, time_limit=300, ignore_result=True)
+@shared_task(name="send.deliver", acks_late=True, soft_time_limit=100, time_limit=120, ignore_result=True)
 def deliver(outgoing_id: int) -> str:
     """Make one delivery attempt of an outgoing message if it is due (idempotent)."""
     from webmail.compose.actions.outbox import do_deliver

@@ -7,10 +7,21 @@ from celery import shared_task
 from webmail.mail.actions import schedule
 
 
-@shared_task(name="sync.account", acks_late=True, soft_time_limit=3000, time_limit=3300)
-def sync_account(account_id: int, folder_names: list[str] | None = None) -> None:
-    """Sync one account (IMAP: all folders, or the named ones; POP3: download new mail)."""
-    schedule.do_sync(account_id, folder_names)
+@shared_task(name="sync.account", bind=True, acks_late=True, soft_time_limit=3000, time_limit=3300)
+def sync_account(self, account_id: int, folder_names: list[str] | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Sync one account (IMAP: all folders, or the named ones; POP3: download new mail).
+
+    When another pass holds the account, it was asked to go round again; should that pass be dead,
+    the note dies with it, so this task also comes back once the lock may have expired.
+    """
+    from django.conf import settings
+
+    from webmail.mail.locks import lock_key, redis_client
+
+    report = schedule.do_sync(account_id, folder_names)
+    if getattr(report, "skipped", False) and redis_client().exists(lock_key(account_id)):
+        if self.request.retries < 3:
+            raise self.retry(countdown=settings.WEBMAIL_SYNC_LOCK_TTL, max_retries=3)
 
 
 @shared_task(name="sync.due", acks_late=True, soft_time_limit=60, time_limit=90)

@@ -84,7 +84,13 @@ class Watcher:
             return {account_id for account_id, _ in self.watches}
 
     def claim(self, account_id: int) -> bool:
-        return bool(redis_client().set(lease_key(account_id), self.id, nx=True, ex=LEASE_TTL))
+        """Take the account's lease; a watcher restarted under the same name takes back its own."""
+        client = redis_client()
+        if client.set(lease_key(account_id), self.id, nx=True, ex=LEASE_TTL):
+            return True
+        if client.get(lease_key(account_id)) == self.id.encode():
+            return bool(client.set(lease_key(account_id), self.id, xx=True, ex=LEASE_TTL))
+        return False
 
     def renew(self) -> None:
         """Renew every held lease; drop accounts whose lease another watcher took (split brain)."""

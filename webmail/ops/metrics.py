@@ -87,3 +87,22 @@ class SystemCollector(Collector):
 
 
 REGISTRY.register(SystemCollector())
+
+
+class DeadLetterCollector(Collector):
+    """How many tasks failed for good and wait in the dead-letter list."""
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from webmail.mail.locks import redis_client
+
+        gauge = GaugeMetricFamily(
+            "webmail_dead_letters", "Tasks that failed for good (manage.py deadletters)"
+        )
+        gauge.add_metric([], redis_client().llen("webmail:dead-letters"))
+        yield gauge
+
+
+REGISTRY.register(DeadLetterCollector())

@@ -37,7 +37,7 @@ from webmail.mailcore.errors import MailError, SmtpReplyError
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 600  # > the send task's hard time limit (300 s)
+LEASE_SECONDS = 150  # > the send task's hard time limit (120 s): a dead worker's message waits at most this
 FIRST_RETRY_SECONDS = 30
 MAX_RETRY_SECONDS = 3600
 # Failures worth trying again later: 4xx replies and the network (RFC 5321 4.2.1, 4.5.4.1).

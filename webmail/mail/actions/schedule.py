@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AccountState, MailAccount
@@ -26,21 +26,32 @@ def due_account_ids() -> list[int]:
             | Q(sync__next_attempt_at__isnull=True, sync__finished_at__isnull=True)
             | Q(sync__next_attempt_at__isnull=True, sync__finished_at__lte=stale)
         )
-        # Not while a pass is running (started after the last finish); a killed one is retried later.
-        .exclude(
-            Q(sync__started_at__gte=now - timedelta(minutes=10))
-            & (Q(sync__finished_at__isnull=True) | Q(sync__finished_at__lt=F("sync__started_at")))
-            & Q(sync__next_attempt_at__isnull=True)
-        )
         .values_list("pk", flat=True)
     )
+
+
+def due_and_unlocked_ids() -> list[int]:
+    """Due accounts, less those whose sync is running right now (their Redis lock is held).
+
+    The lock expires WEBMAIL_SYNC_LOCK_TTL seconds after a killed worker stopped renewing it, so
+    a dead pass holds its account back for that long, not longer.
+    """
+    from webmail.mail.locks import lock_key, redis_client
+
+    ids = due_account_ids()
+    if not ids:
+        return []
+    pipe = redis_client().pipeline(transaction=False)
+    for account_id in ids:
+        pipe.exists(lock_key(account_id))
+    return [account_id for account_id, held in zip(ids, pipe.execute(), strict=True) if not held]
 
 
 def enqueue_due_syncs() -> int:
     """Enqueue a sync task for each due account; return how many."""
     from webmail.mail.tasks import sync_account
 
-    ids = due_account_ids()
+    ids = due_and_unlocked_ids()
     for account_id in ids:
         sync_account.delay(account_id)
     return len(ids)
