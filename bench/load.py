@@ -373,6 +373,13 @@ def main() -> int:
         if shared_db:
             base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
             subprocess.run(["psql", base, "-qc", f"DROP DATABASE IF EXISTS {shared_db}"], capture_output=True)
+        if os.environ.get("LOAD_KEEP_LOGS"):
+            shutil.copytree(
+                work,
+                os.environ["LOAD_KEEP_LOGS"],
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("pg*", "*.sock"),
+            )
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_implementation()} {platform.python_version()}",

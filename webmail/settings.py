@@ -237,6 +237,8 @@ WEBMAIL_CONNECT_TIMEOUT = env_int("WEBMAIL_CONNECT_TIMEOUT", 20, minimum=1)
 # Hosts the remote-image proxy may fetch from although they are internal (tests use a canary on
 # 127.0.0.1); everything resolving to loopback/private/link-local is refused otherwise.
 WEBMAIL_IMAGE_PROXY_ALLOWED_HOSTS = env_list("WEBMAIL_IMAGE_PROXY_ALLOWED_HOSTS")
+# HTTP requests one web (ASGI) process runs at once; more wait. Each holds a database connection.
+WEBMAIL_WEB_CONCURRENCY = env_int("WEBMAIL_WEB_CONCURRENCY", 16)
 # Networks that may read /metrics without signing in (staff always may).
 WEBMAIL_METRICS_ALLOWED_NETWORKS = env_list("WEBMAIL_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 WEBMAIL_MAX_ACCOUNTS_PER_PERSON = env_int("WEBMAIL_MAX_ACCOUNTS_PER_PERSON", 10, minimum=1)
