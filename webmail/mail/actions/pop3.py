@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from accounts.connection import incoming_endpoint, net_guard, tls_config
 from accounts.models import AccountState, LeaveOnServer, MailAccount, Protocol
+from webmail.mail.actions.outcome import record_failure, record_success
 from webmail.mail.actions.store import Incoming, store_messages
 from webmail.mail.events import send_event_on_commit
 from webmail.mail.locks import AccountLock, account_lock, request_again, take_again_request
@@ -137,7 +138,7 @@ def do_fetch_pop3(account_id: int, *, now: datetime | None = None) -> Pop3Report
                     break
         except MailError as exc:
             report.error = str(exc)
-            _record_failure(account, exc)
+            record_failure(account, exc, what="POP3 download")
             return report
         if report.failed:
             exc = MailError(
@@ -149,7 +150,7 @@ def do_fetch_pop3(account_id: int, *, now: datetime | None = None) -> Pop3Report
                 port=account.incoming_port,
             )
             report.error = str(exc)
-            _record_failure(account, exc)
+            record_failure(account, exc, what="POP3 download")
             return report
         _record_success(account, report)
     return report
@@ -435,41 +436,4 @@ def _mark_gone(account: MailAccount, listing: Sequence[Pop3Listing], now: dateti
 
 
 def _record_success(account: MailAccount, report: Pop3Report) -> None:
-    """Clear failures; note on the account when messages are told apart by header hashes."""
-    now = timezone.now()
-    SyncState.objects.filter(pk=account.pk).update(
-        finished_at=now, failures=0, next_attempt_at=None, last_error="", progress_done=0, progress_total=0
-    )
-    reason = NO_UIDL_NOTE if report.uidl_fallback else ""
-    if account.state != AccountState.OK or account.state_reason != reason:
-        MailAccount.objects.filter(pk=account.pk).update(
-            state=AccountState.OK, state_reason=reason, state_changed_at=now
-        )
-
-
-def _record_failure(account: MailAccount, exc: MailError) -> None:
-    """Store a human-readable reason; back off exponentially; stop retrying on auth failure.
-
-    The same rules as the IMAP sync (webmail.mail.actions.sync._record_failure).
-    """
-    now = timezone.now()
-    state = SyncState.objects.get(pk=account.pk)
-    failures = state.failures + 1
-    delay = min(timedelta(seconds=30) * 2 ** min(failures - 1, 10), timedelta(hours=1))
-    auth = exc.kind == "auth"
-    with transaction.atomic():
-        SyncState.objects.filter(pk=account.pk).update(
-            failures=failures,
-            last_error=str(exc),
-            last_error_at=now,
-            next_attempt_at=None if auth else now + delay,
-        )
-        MailAccount.objects.filter(pk=account.pk).update(
-            state=AccountState.AUTH_FAILED if auth else AccountState.CONNECTION_FAILING,
-            state_reason=str(exc),
-            state_changed_at=now,
-        )
-        send_event_on_commit(
-            account.user_id, {"type": "account.status", "account": account.pk, "error": str(exc)}
-        )
-    log.warning("POP3 download of account %s failed (%s): %s", account.pk, exc.kind, exc)
+    record_success(account, reason=NO_UIDL_NOTE if report.uidl_fallback else "")

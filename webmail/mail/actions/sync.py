@@ -14,7 +14,6 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -24,6 +23,7 @@ from django.utils import timezone
 from accounts.connection import incoming_endpoint, net_guard, tls_config
 from accounts.models import AccountState, MailAccount
 from webmail.mail.actions.changes import apply_pending
+from webmail.mail.actions.outcome import record_failure, record_success
 from webmail.mail.actions.store import (
     Incoming,
     ParseJob,
@@ -119,7 +119,7 @@ def do_sync_account(
                 wanted = None  # a request came in meanwhile, maybe for another folder: do them all
         except MailError as exc:
             report.error = str(exc)
-            _record_failure(account, exc)
+            record_failure(account, exc)
             return report
         except LockLost:
             # The lock expired (a stalled pass) and another sync may own the account now: stop
@@ -127,7 +127,7 @@ def do_sync_account(
             log.warning("sync of account %s lost its lock; stopping", account.pk)
             report.error = "lock lost"
             return report
-        _record_success(account, complete=not folder_names)
+        record_success(account, complete=not folder_names)
     return report
 
 
@@ -523,41 +523,3 @@ def _parse_ahead(
         ahead = current
     if ahead is not None:
         yield ahead
-
-
-def _record_success(account: MailAccount, *, complete: bool = True) -> None:
-    """Clear failures; a pass over every folder also counts as the last complete sync."""
-    now = timezone.now()
-    done = {"finished_at": now} if complete else {}
-    SyncState.objects.filter(pk=account.pk).update(
-        failures=0, next_attempt_at=None, last_error="", progress_done=0, progress_total=0, **done
-    )
-    if account.state != AccountState.OK:
-        MailAccount.objects.filter(pk=account.pk).update(
-            state=AccountState.OK, state_reason="", state_changed_at=now
-        )
-
-
-def _record_failure(account: MailAccount, exc: MailError) -> None:
-    """Store a human-readable reason; back off exponentially; stop retrying on auth failure."""
-    now = timezone.now()
-    state = SyncState.objects.get(pk=account.pk)
-    failures = state.failures + 1
-    delay = min(timedelta(seconds=30) * 2 ** min(failures - 1, 10), timedelta(hours=1))
-    auth = exc.kind == "auth"
-    with transaction.atomic():
-        SyncState.objects.filter(pk=account.pk).update(
-            failures=failures,
-            last_error=str(exc),
-            last_error_at=now,
-            next_attempt_at=None if auth else now + delay,
-        )
-        MailAccount.objects.filter(pk=account.pk).update(
-            state=AccountState.AUTH_FAILED if auth else AccountState.CONNECTION_FAILING,
-            state_reason=str(exc),
-            state_changed_at=now,
-        )
-        send_event_on_commit(
-            account.user_id, {"type": "account.status", "account": account.pk, "error": str(exc)}
-        )
-    log.warning("sync of account %s failed (%s): %s", account.pk, exc.kind, exc)
