@@ -250,7 +250,7 @@ WEBMAIL_WATCHER_CAPACITY = env_int("WEBMAIL_WATCHER_CAPACITY", 500, minimum=1)
 # whose implementation of an extension is broken.
 WEBMAIL_IMAP_DISABLED_CAPS = [c.upper() for c in env_list("WEBMAIL_IMAP_DISABLED_CAPS")]
 # Minutes between periodic syncs of each account (IDLE watchers make most syncs immediate).
-WEBMAIL_SYNC_INTERVAL = env_int("WEBMAIL_SYNC_INTERVAL", 5, minimum=1)
+WEBMAIL_SYNC_INTERVAL = env_int("WEBMAIL_SYNC_INTERVAL", 2, minimum=1)
 
 # Compose and send.
 WEBMAIL_MAX_ATTACHMENT_BYTES = env_int("WEBMAIL_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024, minimum=1024)

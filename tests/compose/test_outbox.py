@@ -282,3 +282,14 @@ def test_attachments_over_the_limits_are_refused(alice, fake_account):
     drafts.do_add_attachment(o, "a.bin", "", b"x" * 900, per_file=1000, total=1500)
     with pytest.raises(drafts.ComposeRefused, match="larger than"):
         drafts.do_add_attachment(o, "b.bin", "", b"x" * 900, per_file=1000, total=1500)
+
+
+def test_the_operators_per_person_send_limit_applies(alice, settings):
+    from accounts.models import Limits
+    from webmail.compose.actions.outbox import RateLimited, check_rate
+
+    settings.WEBMAIL_SEND_RATE_MESSAGES_PER_HOUR = 100
+    check_rate(alice.pk, 1)
+    Limits.objects.create(user=alice, max_sends_per_hour=0)
+    with pytest.raises(RateLimited):
+        check_rate(alice.pk, 1)

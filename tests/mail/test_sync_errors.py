@@ -67,3 +67,22 @@ def test_missing_disabled_and_pop3_accounts_are_skipped(alice):
     assert do_sync_account(disabled.pk).skipped
     pop = make_account(alice, email="p@example.test", incoming_protocol="pop3", incoming_port=995)
     assert do_sync_account(pop.pk).skipped
+
+
+def test_a_full_storage_quota_stops_new_downloads_until_there_is_room(account, server):
+    from accounts.models import Limits
+    from tests.mail.conftest import append_many, message
+    from webmail.mail.actions.sync import QUOTA_NOTE, do_sync_account
+    from webmail.mail.models import Message
+
+    append_many(server, "INBOX", [message(n, size=300_000) for n in range(1, 5)])
+    Limits.objects.create(user=account.user, max_cache_mb=1)  # room for three of the four
+    assert not do_sync_account(account.pk).error
+    assert Message.objects.filter(account=account).count() == 3
+    account.refresh_from_db()
+    assert account.state == "ok" and account.state_reason == QUOTA_NOTE
+    Limits.objects.filter(user=account.user).update(max_cache_mb=10)
+    do_sync_account(account.pk)
+    assert Message.objects.filter(account=account).count() == 4
+    account.refresh_from_db()
+    assert account.state_reason == ""

@@ -61,7 +61,12 @@ def check_rate(user_id: int, recipients: int) -> None:
     stats = recent.aggregate(r=Sum("recipient_count"))
     count = recent.count()
     rcpts = stats["r"] or 0
-    max_msgs = settings.WEBMAIL_SEND_RATE_MESSAGES_PER_HOUR
+    from django.contrib.auth import get_user_model
+
+    from accounts.limits import effective_limits
+
+    # The operator's per-person or global limit (dashboard), else the setting.
+    max_msgs = effective_limits(get_user_model()(pk=user_id)).max_sends_per_hour
     max_rcpts = settings.WEBMAIL_SEND_RATE_RECIPIENTS_PER_HOUR
     if count + 1 > max_msgs:
         raise RateLimited(

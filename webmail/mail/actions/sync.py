@@ -68,6 +68,41 @@ class SyncReport:
     skipped: bool = False  # another sync held the lock
     error: str = ""
     per_folder: dict[str, dict[str, int]] = field(default_factory=dict)
+    budget: Budget | None = None  # the owner's cache storage quota, when one is set
+
+
+@dataclass
+class Budget:
+    """Bytes of new mail the owner's cache may still take (their storage quota minus what is cached)."""
+
+    room: int
+    reached: bool = False
+
+    @classmethod
+    def for_account(cls, account: MailAccount) -> Budget | None:
+        from django.db.models import Sum
+
+        from accounts.limits import effective_limits
+
+        limit = effective_limits(account.user).max_cache_bytes
+        if not limit:
+            return None
+        used = Message.objects.filter(account__user_id=account.user_id).aggregate(n=Sum("size"))["n"] or 0
+        return cls(room=limit - used)
+
+    def take(self, sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Keep the oldest messages that fit; note when some did not."""
+        kept = []
+        for uid, size in sizes:
+            if size > self.room:
+                self.reached = True
+                break
+            self.room -= size
+            kept.append((uid, size))
+        return kept
+
+
+QUOTA_NOTE = "Your storage quota here is full: new mail stays on the server and is not downloaded."
 
 
 Progress = Callable[[str, int, int], None]
@@ -102,6 +137,7 @@ def do_sync_account(
             report.skipped = True
             return report
         SyncState.objects.get_or_create(account=account)
+        report.budget = Budget.for_account(account)
         # Progress counts this pass only: a pass killed earlier left its own figures behind.
         # Progress counts this pass only; started_at marks complete passes (beat skips running ones).
         begun = {"started_at": timezone.now()} if not folder_names else {}
@@ -127,7 +163,8 @@ def do_sync_account(
             log.warning("sync of account %s lost its lock; stopping", account.pk)
             report.error = "lock lost"
             return report
-        record_success(account, complete=not folder_names)
+        quota = report.budget is not None and report.budget.reached
+        record_success(account, complete=not folder_names, reason=QUOTA_NOTE if quota else "")
     return report
 
 
@@ -155,7 +192,10 @@ def _sync(
             report.per_folder[folder.name] = {"new": 0, "changed": 0, "expunged": 0}
             continue
         lock.extend()
-        stats = sync_folder(session, folder, lock=lock, progress=progress)
+        stats = sync_folder(session, folder, lock=lock, progress=progress, budget=report.budget)
+        if report.budget is not None and report.budget.reached:
+            # Not everything is here: never let "UIDNEXT unchanged" skip this folder next time.
+            Folder.objects.filter(pk=folder.pk).update(uidnext=None)
         report.per_folder[folder.name] = stats
         report.new += stats["new"]
         report.changed += stats["changed"]
@@ -241,7 +281,12 @@ def sync_folder_list(
 
 
 def sync_folder(
-    session: ImapSession, folder: Folder, *, lock: AccountLock | None = None, progress: Progress | None = None
+    session: ImapSession,
+    folder: Folder,
+    *,
+    lock: AccountLock | None = None,
+    progress: Progress | None = None,
+    budget: Budget | None = None,
 ) -> dict[str, int]:
     """Bring one folder's cache up to date and return counts of new, changed and expunged messages."""
     stats = {"new": 0, "changed": 0, "expunged": 0}
@@ -290,7 +335,7 @@ def sync_folder(
         stats["expunged"] += expunged
         stats["changed"] += changed
 
-    stats["new"] += _fetch_new(session, folder, state, lock=lock, progress=progress)
+    stats["new"] += _fetch_new(session, folder, state, lock=lock, progress=progress, budget=budget)
     _finish_folder(folder, state, stats)
     return stats
 
@@ -438,16 +483,25 @@ def _fetch_new(
     *,
     lock: AccountLock | None,
     progress: Progress | None,
+    budget: Budget | None = None,
 ) -> int:
-    """Fetch and store every message above synced_uid, batch by batch, each batch committed with progress."""
+    """Fetch and store every message above synced_uid, batch by batch, each batch committed with progress.
+
+    With a BUDGET, only as many (oldest first) as the owner's storage quota still takes.
+    """
     if state.exists == 0:
         return 0
     uids = sorted(uid for uid in session.uid_search_all() if uid > folder.synced_uid)
     if not uids:
         return 0
-    total = len(uids)
+    sizes = session.fetch_sizes(uids)
+    if budget is not None:
+        sizes = budget.take(sizes)
+        if not sizes:
+            return 0
+    total = len(sizes)
     SyncState.objects.filter(pk=folder.account_id).update(progress_total=F("progress_total") + total)
-    batches = list(_batches(session.fetch_sizes(uids)))
+    batches = list(_batches(sizes))
     done = 0
     # closing(): on an exception the fetch thread must stop before the session is closed.
     with contextlib.closing(_prefetch(session, batches)) as fetching:
