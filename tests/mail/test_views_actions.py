@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from tests.mail.factories_reading import make_mailbox, make_message
 from webmail.mail.models import Folder, Message, PendingChange
@@ -132,3 +133,24 @@ def test_actions_need_the_csrf_token(alice, box):
     assert client.post(f"/mail/message/{m.pk}/read/").status_code == 403
     assert client.post(f"/mail/message/{m.pk}/remote/").status_code == 403
     assert not Message.objects.get(pk=m.pk).seen
+
+
+def test_a_person_marks_a_folder_for_push_and_another_cannot(client, alice, bob):
+    from django.test import Client
+
+    from tests.accounts.factories import make_account
+    from webmail.mail.models import Folder
+
+    account = make_account(alice, name="Push")
+    folder = Folder.objects.create(account=account, name="Lists")
+    client.force_login(alice)
+    response = client.post(reverse("mail_folder_notify", args=[folder.pk]), {"notify": "on"})
+    assert response.status_code == 302
+    folder.refresh_from_db()
+    assert folder.notify
+    other = Client()
+    other.force_login(bob)
+    assert other.post(reverse("mail_folder_notify", args=[folder.pk]), {"notify": "off"}).status_code == 404
+    folder.refresh_from_db()
+    assert folder.notify
+    assert client.get(reverse("mail_folder_notify", args=[folder.pk])).status_code == 405

@@ -94,3 +94,41 @@ def test_a_failing_account_is_retried_later_not_in_a_loop(account, clean_lease, 
     assert account.pk in w.failed_at
     w.balance()  # within RETRY_AFTER: not claimed again
     assert w.accounts_held() == set()
+
+
+def test_folders_marked_notify_are_watched_too_and_unmarking_stops_it(
+    account, server, clean_lease, monkeypatch
+):
+    from tests.mail.conftest import message
+    from webmail.mail.actions.folders import do_set_notify
+    from webmail.mail.actions.sync import do_sync_account
+    from webmail.mail.models import Folder
+
+    monkeypatch.setattr(watcher_module, "CHECK_EVERY", 0.5)
+    do_sync_account(account.pk)
+    archive = Folder.objects.get(account=account, name="Archive")
+    do_set_notify(archive, True)
+    seen = Recorder()
+    w = Watcher(name="w-notify", on_change=seen)
+    w.balance()
+    assert {f for _, f in w.watches} == {"INBOX", "Archive"}
+    assert seen.wait(2)  # each watch syncs once as it starts
+    before = len(seen.calls)
+    server.append("Archive", message(42))
+    assert seen.wait(before + 1), "a new message in a notify folder must wake its watch"
+    assert (account.pk, "Archive") in seen.calls[before:]
+    do_set_notify(archive, False)
+    w.balance()
+    assert {f for _, f in w.watches} == {"INBOX"}
+    w.stop()
+    w.drop(account.pk)
+
+
+def test_the_inbox_cannot_be_unmarked(account):
+    from webmail.mail.actions.folders import do_set_notify
+    from webmail.mail.models import Folder
+
+    inbox = Folder.objects.create(account=account, name="INBOX", special_use="inbox")
+    do_set_notify(inbox, True)
+    inbox.refresh_from_db()
+    assert not inbox.notify

@@ -34,6 +34,8 @@ class Folder(models.Model):
     subscribed = models.BooleanField(default=True)
     selectable = models.BooleanField(default=True)
     is_local = models.BooleanField(default=False)  # exists only in the cache (POP3 accounts)
+    # The person wants new mail here pushed at once (an IDLE watch besides the Inbox's).
+    notify = models.BooleanField(default=False)
 
     uidvalidity = models.BigIntegerField(null=True, blank=True)
     uidnext = models.BigIntegerField(null=True, blank=True)

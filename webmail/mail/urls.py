@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from webmail.mail.views import actions, images, mailbox, message
+from webmail.mail.views import actions, folders, images, mailbox, message
 
 urlpatterns = [
     path("inboxes/", mailbox.inboxes, name="mail_inboxes"),
     path("folder/<int:folder_id>/", mailbox.folder, name="mail_folder"),
+    path("folder/<int:folder_id>/notify/", folders.toggle_notify, name="mail_folder_notify"),
     path("search/", mailbox.search, name="mail_search"),
     path("message/<int:message_id>/", message.message_view, name="mail_message"),
     path("message/<int:message_id>/body/", message.message_body, name="mail_message_body"),

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.db.models import Q
 
 from accounts.models import AccountState, MailAccount
 from webmail.mail.actions.schedule import request_sync
@@ -36,7 +37,8 @@ LEASE_TTL = 40  # seconds a lease lives without renewal
 RENEW_EVERY = 10  # seconds between renewals and between looks for unwatched accounts
 IDLE_RESTART = 25 * 60  # RFC 2177: re-issue IDLE well before the server's 30-minute timeout
 RETRY_AFTER = 60  # seconds before a watcher tries again an account whose connection failed
-CHECK_EVERY = 5.0  # seconds between looks at the stop flag while idling
+CHECK_EVERY = 15.0  # seconds between looks at the stop flag while idling
+MAX_NOTIFY_FOLDERS = 5  # folders besides the Inbox one account may have watched
 DEBOUNCE = 0.01  # seconds to gather a burst of changes into one sync request
 
 
@@ -121,32 +123,50 @@ class Watcher:
             .order_by("pk")
         )
 
-    def folders_to_watch(self, account: MailAccount) -> list[str]:
-        """The Inbox (plus folders marked for notification, when that setting exists)."""
-        inbox = (
-            Folder.objects.filter(account=account, special_use=SpecialUse.INBOX)
-            .values_list("name", flat=True)
-            .first()
+    def folders_to_watch(self, account_ids: set[int]) -> dict[int, list[str]]:
+        """For each account: its Inbox, then up to MAX_NOTIFY_FOLDERS folders marked "notify"."""
+        wanted: dict[int, list[str]] = {account_id: [] for account_id in account_ids}
+        rows = (
+            Folder.objects.filter(account_id__in=account_ids, selectable=True)
+            .filter(Q(special_use=SpecialUse.INBOX) | Q(notify=True))
+            .values_list("account_id", "name", "special_use")
         )
-        return [inbox or "INBOX"]
+        for account_id, name, _use in sorted(rows, key=lambda r: (r[0], r[2] != SpecialUse.INBOX, r[1])):
+            if len(wanted[account_id]) <= MAX_NOTIFY_FOLDERS:
+                wanted[account_id].append(name)
+        return {a: names or ["INBOX"] for a, names in wanted.items()}
 
     def balance(self) -> None:
-        """Claim unwatched accounts up to capacity; let go of accounts no longer eligible."""
+        """Claim unwatched accounts up to capacity; follow changes of the folders to watch; let go of
+        accounts no longer eligible."""
         eligible = {a.pk: a for a in self.candidates()}
         for account_id in self.accounts_held() - set(eligible):
             self.drop(account_id)
+        held = self.accounts_held()
+        for account_id, names in self.folders_to_watch(held).items():
+            with self.lock:
+                current = {f for a, f in self.watches if a == account_id}
+                stale = [self.watches.pop((account_id, f)) for f in current - set(names)]
+            for watch in stale:
+                watch.stop.set()
+                self.stopped.append(watch)
+            for name in names:
+                if name not in current:
+                    self.start_watch(account_id, name)
         now = time.monotonic()
-        for account_id, account in eligible.items():
-            if len(self.watches) >= self.capacity:
+        claimed = []
+        for account_id in eligible:
+            if len(self.watches) + len(claimed) >= self.capacity:
                 break
-            if account_id in self.accounts_held():
+            if account_id in held:
                 continue
             if now - self.failed_at.get(account_id, -RETRY_AFTER) < RETRY_AFTER:
                 continue
-            if not self.claim(account_id):
-                continue
-            for folder in self.folders_to_watch(account):
-                self.start_watch(account_id, folder)
+            if self.claim(account_id):
+                claimed.append(account_id)
+        for account_id, names in self.folders_to_watch(set(claimed)).items():
+            for name in names:
+                self.start_watch(account_id, name)
 
     # -- connections ------------------------------------------------------------------------------
 
