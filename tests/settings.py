@@ -12,3 +12,11 @@ if not os.environ.get("REDIS_URL") and not os.environ.get("WEBMAIL_VAR_DIR"):
     os.environ["WEBMAIL_TEST_OWNS_VAR_DIR"] = "1"
 
 from webmail.settings import *  # noqa: E402,F403
+
+# The browser and push tests run the app, a Celery worker and watchers in threads of one process.
+# SQLite's shared-cache in-memory test database locks whole tables ("database table is locked",
+# which busy_timeout does not cover); a test database file in WAL mode waits instead.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    from webmail import instance
+
+    DATABASES["default"]["TEST"] = {"NAME": str(instance.var_dir() / "test.sqlite3")}  # noqa: F405
