@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -332,12 +331,11 @@ def test_null_bytes_are_dropped():
     assert sanitize_html("<p>a\x00b</p>").html == "<p>ab</p>"
 
 
-def test_huge_and_broken_markup_is_fast():
+@pytest.mark.timeout(30)  # quadratic behaviour would take minutes here; the speed itself is bench's job
+def test_huge_and_broken_markup_is_handled():
     for markup in ("<img " * 20_000, "<a" * 30_000, "<p>" * 50_000, "<" * 100_000, '<p style="' * 10_000):
-        start = time.perf_counter()
-        sanitize_html(markup)
-        html_to_text(markup)
-        assert time.perf_counter() - start < 2, markup[:10]
+        assert "<script" not in sanitize_html(markup).html
+        assert isinstance(html_to_text(markup), str)
 
 
 # --- html_to_text -------------------------------------------------------------------------
