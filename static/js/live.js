@@ -30,7 +30,9 @@
 
   function notify(event) {
     if (!("Notification" in window) || Notification.permission !== "granted") return;
-    if (localStorage.getItem("webmail.notify") !== "on" || document.hasFocus()) return;
+    // This browser's choice wins; without one, the person's setting (Settings → desktop notifications).
+    const choice = localStorage.getItem("webmail.notify") || (body.dataset.notify === "on" ? "on" : "off");
+    if (choice !== "on" || document.hasFocus()) return;
     const latest = event.latest || {};
     try {
       new Notification(latest.from || "New mail", { body: latest.subject || "", tag: "webmail-new-mail" });

@@ -181,3 +181,13 @@ def test_get_never_changes_state(alice_client, alice):
     alice_client.get(reverse("compose_new"))
     assert not OutgoingMessage.objects.exists()
     assert account
+
+
+def test_the_persons_undo_delay_is_used_when_they_set_one(alice, settings):
+    from accounts.models import Profile
+    from webmail.compose.views.compose import undo_delay_for
+
+    settings.WEBMAIL_UNDO_SEND_SECONDS = 10
+    assert undo_delay_for(alice) is None  # the operator's default applies
+    Profile.objects.update_or_create(user=alice, defaults={"undo_send_seconds": 30})
+    assert undo_delay_for(alice) == 30

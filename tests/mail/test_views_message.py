@@ -348,3 +348,20 @@ def test_message_with_only_attachments_lists_them(client, alice, box):
     client.force_login(alice)
     page = client.get(f"/mail/message/{m.pk}/").content.decode()
     assert "data.bin" in page
+
+
+def test_the_persons_always_show_setting_shows_remote_content_but_never_tracking_pixels(client, alice, box):
+    from accounts.models import Profile
+
+    m = make_message(
+        box["inbox"],
+        text=None,
+        sender="News <news@example.test>",
+        html='<img src="https://images.example.test/a.png" alt="logo">'
+        '<img src="https://t.example.test/p.gif" width="1" height="1">',
+    )
+    Profile.objects.update_or_create(user=alice, defaults={"remote_content": "allow"})
+    client.force_login(alice)
+    doc = srcdoc(client.get(f"/mail/message/{m.pk}/").content.decode())
+    assert "/mail/image/?s=" in doc and "https://images.example.test" not in doc
+    assert "t.example.test" not in doc

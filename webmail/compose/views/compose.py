@@ -226,8 +226,17 @@ def compose_send(request: HttpRequest) -> HttpResponse:
             form.add_error(None, error)
         return _page(request, form, outgoing, status=400)
     try:
-        outbox.do_queue_send(outgoing, send_at=form.cleaned_data.get("send_at"))
+        outbox.do_queue_send(
+            outgoing, send_at=form.cleaned_data.get("send_at"), delay=undo_delay_for(request.user)
+        )
     except (drafts.ComposeRefused, ValueError) as exc:
         form.add_error(None, str(exc))
         return _page(request, form, outgoing, status=400)
     return redirect("compose_status", pk=outgoing.pk)
+
+
+def undo_delay_for(user) -> int | None:  # type: ignore[no-untyped-def]
+    """The person's own undo-send delay (Settings), or None for the operator's default."""
+    from accounts.models import Profile
+
+    return Profile.objects.filter(user_id=user.pk).values_list("undo_send_seconds", flat=True).first()

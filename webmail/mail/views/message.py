@@ -67,6 +67,15 @@ def inline_url(user_id: int, message_id: int, part_id: str) -> str:
 
 
 def remote_allowed(request: HttpRequest, message: Message) -> bool:
+    """Remote content shows when the person chose "Always show", or allowed this message or sender.
+
+    Tracking pixels are removed by the sanitiser either way, and loads go through the signed proxy.
+    """
+    from accounts.models import Profile, RemoteContent
+
+    choice = Profile.objects.filter(user_id=request.user.pk).values_list("remote_content", flat=True).first()
+    if choice == RemoteContent.ALLOW:
+        return True
     if message.pk in request.session.get(REMOTE_MESSAGES, []):
         return True
     return bool(message.from_email) and message.from_email.lower() in request.session.get(REMOTE_SENDERS, [])
