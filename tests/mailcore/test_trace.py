@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -116,11 +115,10 @@ def test_garbage_headers_never_raise(value: str):
     assert len(hops) == 1
 
 
-def test_huge_chains_are_capped_and_fast():
-    start = time.perf_counter()
+@pytest.mark.timeout(30)  # an uncapped chain would take far longer
+def test_huge_chains_are_capped():
     hops = parse_received_chain(["from a (b [192.0.2.1]) by c; Tue, 14 May 2024 10:00:00 +0000"] * 10_000)
     assert len(hops) == 100
-    assert time.perf_counter() - start < 1
 
 
 def test_chain_from_a_corpus_message():
@@ -180,7 +178,6 @@ def test_comments_with_semicolons_do_not_split_results():
 @pytest.mark.parametrize(
     "value", ["", ";", ";;;", "=", "x; =pass", 'x; dkim="unterminated', "(((", "a" * 20_000]
 )
+@pytest.mark.timeout(30)
 def test_authentication_results_garbage_never_raises(value: str):
-    start = time.perf_counter()
     assert isinstance(parse_authentication_results(value), AuthenticationResults)
-    assert time.perf_counter() - start < 1

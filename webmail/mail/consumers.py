@@ -49,21 +49,14 @@ class PersonConsumer(JsonWebsocketConsumer):
         """Forward an event to the browser unchanged."""
         self.send_json(event)
 
-    # Handler names follow event types ("account.status" -> account_status).
-    account_status = forward
-    mail_new = forward
-    mail_changed = forward
-    mail_change_refused = forward
-    sync_progress = forward
-    compose_state = forward
-
     @database_sync_to_async
     def dispatch(self, message: dict[str, Any]) -> None:
-        """Run the handler named after the event type; forward other person events instead of crashing."""
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None and not message.get("type", "").startswith("websocket."):
-            log.warning("forwarding an event type without a handler: %s", message.get("type"))
-            handler = self.forward
-        if handler is None:
-            raise ValueError(f"No handler for message type {message.get('type')}")
-        handler(message)
+        """Send websocket.* messages to their handlers; forward every event of the person's group.
+
+        Only server code publishes to the group (actions, after commit), so whatever arrives there
+        (mail.new, mail.changed, account.status, compose.state, ...) is meant for the page.
+        """
+        if message.get("type", "").startswith("websocket."):
+            getattr(self, get_handler_name(message))(message)
+        else:
+            self.forward(message)
