@@ -130,13 +130,22 @@
       xhr.send(data);
     }));
   }
+  // Uploads run one after another; Send waits for them, so nothing is sent without its files.
+  let uploads = Promise.resolve();
+  let busy = 0;
   function uploadAll(files) {
     uploadErrors.textContent = "";
-    let chain = Promise.resolve();
-    for (const f of files) chain = chain.then(() => uploadOne(f));
-    return chain;
+    busy += 1;
+    for (const f of files) uploads = uploads.then(() => uploadOne(f));
+    const done = uploads;
+    done.then(() => { busy -= 1; });
+    return done;
   }
-  fileInput.addEventListener("change", () => { uploadAll(Array.from(fileInput.files)).then(() => { fileInput.value = ""; }); });
+  // Empty the input at once: the files go by upload, never a second time with the form.
+  fileInput.addEventListener("change", () => { const files = Array.from(fileInput.files); fileInput.value = ""; uploadAll(files); });
+  form.addEventListener("submit", e => {
+    if (busy > 0) { e.preventDefault(); const by = e.submitter; uploads.then(() => form.requestSubmit(by)); }
+  });
   const zone = form.querySelector(".drop-zone");
   ["dragenter", "dragover"].forEach(t => zone.addEventListener(t, e => { e.preventDefault(); zone.classList.add("dragging"); }));
   ["dragleave", "drop"].forEach(t => zone.addEventListener(t, () => zone.classList.remove("dragging")));
