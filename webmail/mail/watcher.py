@@ -214,10 +214,13 @@ class Watcher:
                 watch.stop.wait(RETRY_AFTER * 10)
                 return
             session.select(watch.folder, readonly=True)
-            # Something may have arrived between the last sync and this IDLE: sync once now.
-            self.on_change(watch.account_id, watch.folder)
+            first = True
             while not watch.stop.is_set() and not self.stopping.is_set():
                 session.idle_start()
+                if first:
+                    # Now that IDLE reports every change, sync once for whatever arrived before it.
+                    self.on_change(watch.account_id, watch.folder)
+                    first = False
                 started = time.monotonic()
                 changed = False
                 while time.monotonic() - started < IDLE_RESTART and not watch.stop.is_set():
