@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import SignInSession
+from accounts.session_store import end_sessions
 
 SESSION_ID_KEY = "_webmail_sign_in"
 SEEN_KEY = "_webmail_seen"
@@ -74,7 +75,7 @@ def sign_out_others(user: AbstractBaseUser, current_key: str | None) -> int:
     """End every session of USER except CURRENT_KEY; return how many ended."""
     rows = SignInSession.objects.filter(user=user).exclude(session_key=current_key or "")
     keys = list(rows.values_list("session_key", flat=True))
-    Session.objects.filter(session_key__in=keys).delete()
+    end_sessions(keys)
     rows.delete()
     return len(keys)
 
@@ -83,5 +84,5 @@ def sign_out_everywhere(user: AbstractBaseUser) -> None:
     """End every session of USER (password change, deletion): the current one is re-created by
     Django's update_session_auth_hash when the person changed their own password."""
     rows = SignInSession.objects.filter(user=user)
-    Session.objects.filter(session_key__in=list(rows.values_list("session_key", flat=True))).delete()
+    end_sessions(list(rows.values_list("session_key", flat=True)))
     rows.delete()

@@ -112,6 +112,7 @@ def seed(people: int, messages: int, work: Path) -> list[dict[str, Any]]:
         refresh_counts(inbox)
         client = Client()
         client.force_login(user)
+        client.get("/", HTTP_HOST="127.0.0.1")  # the first page sets the CSRF cookie
         ids = list(Message.objects.filter(folder=inbox).order_by("-uid").values_list("pk", flat=True)[:50])
         out.append(
             {
@@ -120,6 +121,7 @@ def seed(people: int, messages: int, work: Path) -> list[dict[str, Any]]:
                 "messages": ids,
                 "words": WORDS,
                 "cookie": client.cookies["sessionid"].value,
+                "csrf": client.cookies["csrftoken"].value,
             }
         )
         if p % 50 == 49:
@@ -236,7 +238,9 @@ def locust(
     cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"), "--headless"]
     cmd += ["-u", str(users), "-r", str(max(1, users // 5)), "-t", f"{seconds}s", "--csv", str(prefix)]
     cmd += ["--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5"]
-    subprocess.run(cmd, env=env, capture_output=True, timeout=seconds + 90)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 90)
+    if not Path(f"{prefix}_stats.csv").exists():
+        raise SystemExit(f"locust wrote no statistics (pip install -e '.[bench]'?):\n{done.stderr[-2000:]}")
     rows = list(csv.DictReader(open(f"{prefix}_stats.csv")))
     total = next(r for r in rows if r["Name"] == "Aggregated")
     per = {

@@ -1,8 +1,10 @@
 """Locust people for bench/load.py: each signs in with a session cookie and reads mail.
 
-LOAD_PEOPLE names a JSON file written by bench/load.py: a list of {"cookie", "folder", "messages",
+LOAD_PEOPLE names a JSON file written by bench/load.py: a list of {"cookie", "csrf", "folder", "messages",
 "words"}; LOAD_HOSTS is a comma-separated list of web base URLs (people are spread over them);
-LOAD_WAIT is "min,max" think time in seconds ("0,0" for a capacity run).
+LOAD_WAIT is "min,max" think time in seconds ("0,0" for a capacity run). Requests carry the
+headers the page's htmx sends (a folder click swaps the folders and list, a message click the
+message pane, a search the list), so the server renders what a browser would ask for.
 """
 
 from __future__ import annotations
@@ -30,10 +32,14 @@ class Person(FastHttpUser):
         n = next(_next)
         self.person = PEOPLE[n % len(PEOPLE)]
         self.base = HOSTS[n % len(HOSTS)].rstrip("/")
-        self.headers = {"Cookie": f"sessionid={self.person['cookie']}", "HX-Request": "true"}
+        # A browser sends back the CSRF cookie its first page set (else every page mints a new one).
+        cookie = f"sessionid={self.person['cookie']}; csrftoken={self.person['csrf']}"
+        self.headers = {"Cookie": cookie, "HX-Request": "true"}
 
-    def get(self, path: str, name: str) -> None:
-        with self.client.get(self.base + path, headers=self.headers, name=name, catch_response=True) as r:
+    def get(self, path: str, name: str, target: str) -> None:
+        """GET PATH as the page's htmx does: HX-Target names the pane the answer replaces."""
+        headers = {**self.headers, "HX-Target": target}
+        with self.client.get(self.base + path, headers=headers, name=name, catch_response=True) as r:
             if r.status_code != 200:
                 r.failure(f"HTTP {r.status_code}")
             elif "login" in (r.url or ""):
@@ -41,12 +47,12 @@ class Person(FastHttpUser):
 
     @task(5)
     def list_folder(self) -> None:
-        self.get(f"/mail/folder/{self.person['folder']}/", "list folder")
+        self.get(f"/mail/folder/{self.person['folder']}/", "list folder", "mail")
 
     @task(3)
     def open_message(self) -> None:
-        self.get(f"/mail/message/{random.choice(self.person['messages'])}/", "open message")
+        self.get(f"/mail/message/{random.choice(self.person['messages'])}/", "open message", "message-pane")
 
     @task(2)
     def search(self) -> None:
-        self.get(f"/mail/search/?q={random.choice(self.person['words'])}", "search")
+        self.get(f"/mail/search/?q={random.choice(self.person['words'])}", "search", "list-pane")

@@ -1,6 +1,6 @@
 """Benchmark reading mail: server time of list pages, opening a message and full-text search.
 
-Run: .venv/bin/python bench/reading.py [--messages N] [--runs N]
+Run: .venv/bin/python bench/reading.py [--messages N] [--runs N] [--profile METRIC]
 
 Builds a fresh database (a SQLite file in a temporary directory, or a fresh PostgreSQL database on
 the server of DATABASE_URL when that is set) holding one person with 10 mail accounts: N messages
@@ -194,10 +194,24 @@ def measure(fn, runs: int) -> dict:
     return {"p50": statistics.median(times), "p95": times[max(0, int(len(times) * 0.95) - 1)]}
 
 
+def profile(fn, runs: int) -> None:
+    """Print where the time of RUNS calls of FN goes (cumulative, top 40)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(runs):
+        fn()
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--profile", metavar="METRIC", help="also print a cProfile of METRIC (e.g. search_many)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-reading-"))
     base_url = os.environ.get("DATABASE_URL", "")
@@ -273,6 +287,8 @@ def run(args, work: Path, base_url: str) -> None:
     for name, fn in metrics.items():
         results[name] = measure(fn, args.runs)
         print(f"{name}: p50 {results[name]['p50']:.1f} ms, p95 {results[name]['p95']:.1f} ms", flush=True)
+    if args.profile:
+        profile(metrics[args.profile], args.runs)
     database = f"{connection.vendor} {connection.Database.sqlite_version if connection.vendor == 'sqlite' else connection.pg_version}"
     out = {
         "machine": f"{platform.node()} {platform.platform()} {os.cpu_count()} cpu, python {platform.python_version()}, {database}",

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webmail.settings")
-django_asgi_app = get_asgi_application()
+# Web processes pool their PostgreSQL connections: one per request they may run at once, and a few
+# for WebSocket sign-ins (read by the settings during setup, then taken back so that no process
+# started from here inherits it).
+_pool_default = "DATABASE_POOL_SIZE" not in os.environ
+if _pool_default:
+    _requests = os.environ.get("WEBMAIL_WEB_CONCURRENCY", "16")
+    os.environ["DATABASE_POOL_SIZE"] = str(int(_requests) + 4 if _requests.isdigit() else 20)
+try:
+    django.setup(set_prefix=False)
+finally:
+    if _pool_default:
+        del os.environ["DATABASE_POOL_SIZE"]
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -15,6 +26,9 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from webmail.mail.routing import websocket_urlpatterns  # noqa: E402
 from webmail.ops.concurrency import ConcurrencyLimit  # noqa: E402
+from webmail.ops.handler import SyncChainASGIHandler  # noqa: E402
+
+django_asgi_app = SyncChainASGIHandler()
 
 application = ProtocolTypeRouter(
     {

@@ -134,10 +134,24 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{instance.var_dir() / 'webmail.sqlite3'}",
         # 0: under ASGI each request may run on another thread, and persistent connections would pile
-        # up per thread until PostgreSQL refuses more; pool with PgBouncer instead.
+        # up per thread until PostgreSQL refuses more; web processes use a pool instead (below).
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        conn_health_checks=True,
     )
 }
+# A connection pool (psycopg_pool, through Django) for processes that set DATABASE_POOL_SIZE: the
+# ASGI web processes do (webmail/asgi.py), so a request borrows an open connection instead of
+# paying PostgreSQL's ~5 ms connection start-up. Celery workers fork, and a pool must not cross a
+# fork, so they keep plain connections.
+DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 20, minimum=1),
+        "max_idle": 300,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while a Celery worker writes.
     DATABASES["default"]["OPTIONS"] = {
@@ -162,6 +176,17 @@ CELERY_BROKER_URL = (
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# The cache (sessions read from Redis before PostgreSQL; see accounts/session_store.py).
+CACHES = {
+    "default": {
+        "BACKEND": "webmail.ops.cache.SharedPoolRedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "webmail",
+        "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+    }
+}
+SESSION_ENGINE = "accounts.session_store"
 
 CHANNEL_LAYERS = {
     "default": {

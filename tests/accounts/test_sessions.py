@@ -60,3 +60,22 @@ def test_bob_never_sees_alices_sessions(alice, bob):
     client = Client()
     client.force_login(bob)
     assert b"Alice's browser" not in client.get(reverse("security")).content
+
+
+def test_pages_work_while_the_session_cache_is_away(alice, settings):
+    """Sessions live in PostgreSQL with a Redis copy in front: without Redis, pages still work."""
+    from django.core.cache import caches
+
+    laptop = browser("Laptop", "198.51.100.1")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens on the discard port
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+    try:
+        assert laptop.get(reverse("home")).status_code == 200
+        assert laptop.get(reverse("security")).status_code == 200
+    finally:
+        caches["default"].close()
