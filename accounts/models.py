@@ -249,6 +249,23 @@ class Profile(models.Model):
         return f"profile of {self.user_id}"
 
 
+class TrustedSender(models.Model):
+    """A sender whose messages show remote content for this person ("Always show from this sender")."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trusted_senders"
+    )
+    email = models.CharField(max_length=320)  # lower-case
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "email"], name="trusted_sender_once")]
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+
 class Invite(models.Model):
     """A sign-up link made by staff; only a hash of its token is stored, and it works once."""
 

@@ -11,11 +11,15 @@ from django.utils.translation import gettext as _
 from accounts import people, signals
 from accounts.forms import ProfileForm
 from accounts.middleware import TIME_ZONE_KEY
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, TrustedSender
 
 
 @login_required
 def preferences(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST" and "forget_sender" in request.POST:
+        TrustedSender.objects.filter(user=request.user, pk=request.POST.get("forget_sender") or 0).delete()
+        messages.success(request, _("Remote content from that sender is blocked again."))
+        return redirect("preferences")
     profile = people.profile_for(request.user)
     form = ProfileForm(request.POST or None, instance=profile)
     if request.method == "POST" and form.is_valid():
@@ -27,4 +31,5 @@ def preferences(request: HttpRequest) -> HttpResponse:
             )
         messages.success(request, _("Settings saved."))
         return redirect("preferences")
-    return render(request, "accounts/preferences.html", {"form": form})
+    trusted = TrustedSender.objects.filter(user=request.user)
+    return render(request, "accounts/preferences.html", {"form": form, "trusted_senders": trusted})

@@ -128,6 +128,34 @@ def test_remote_content_always_for_a_sender(client, alice, box):
     response = client.post(f"/mail/message/{m.pk}/remote/", {"always": "1"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and b"/mail/image/?s=" in response.content
     assert "/mail/image/?s=" in srcdoc(client.get(f"/mail/message/{other.pk}/").content.decode())
+    # Remembered with the person's settings, not the browser session: a new sign-in still shows it.
+    client.logout()
+    client.force_login(alice)
+    assert "/mail/image/?s=" in srcdoc(client.get(f"/mail/message/{other.pk}/").content.decode())
+    # Listed on the settings page, where it can be taken back.
+    settings_page = client.get("/settings/")
+    assert b"news@example.test" in settings_page.content
+    sender = alice.trusted_senders.get()
+    client.post("/settings/", {"forget_sender": sender.pk})
+    assert not alice.trusted_senders.exists()
+    assert "/mail/image/?s=" not in srcdoc(client.get(f"/mail/message/{other.pk}/").content.decode())
+
+
+def test_a_trusted_sender_is_one_persons_choice(client, alice, bob, box):
+    from accounts.models import TrustedSender
+
+    m = make_message(
+        box["inbox"], text=None, sender="news@example.test", html='<img src="https://i.example.test/a.png">'
+    )
+    TrustedSender.objects.create(user=bob, email="news@example.test")
+    client.force_login(bob)
+    client.post("/settings/", {"forget_sender": TrustedSender.objects.get().pk + 1000})
+    client.force_login(alice)
+    assert "/mail/image/?s=" not in srcdoc(client.get(f"/mail/message/{m.pk}/").content.decode())
+    client.post(
+        "/settings/", {"forget_sender": TrustedSender.objects.get().pk}
+    )  # bob's: not alice's to remove
+    assert TrustedSender.objects.filter(user=bob).exists()
 
 
 def test_allowing_remote_content_needs_post_and_ownership(client, alice, bob, box):

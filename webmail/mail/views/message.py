@@ -28,7 +28,6 @@ from webmail.mailcore.trace import parse_authentication_results, parse_received_
 IMAGE_SALT = "webmail.mail.image-proxy"
 INLINE_SALT = "webmail.mail.inline-part"
 REMOTE_MESSAGES = "mail_remote_messages"
-REMOTE_SENDERS = "mail_remote_senders"
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
 ATTACHMENT_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
@@ -71,14 +70,17 @@ def remote_allowed(request: HttpRequest, message: Message) -> bool:
 
     Tracking pixels are removed by the sanitiser either way, and loads go through the signed proxy.
     """
-    from accounts.models import Profile, RemoteContent
+    from accounts.models import Profile, RemoteContent, TrustedSender
 
     choice = Profile.objects.filter(user_id=request.user.pk).values_list("remote_content", flat=True).first()
     if choice == RemoteContent.ALLOW:
         return True
     if message.pk in request.session.get(REMOTE_MESSAGES, []):
         return True
-    return bool(message.from_email) and message.from_email.lower() in request.session.get(REMOTE_SENDERS, [])
+    return (
+        bool(message.from_email)
+        and TrustedSender.objects.filter(user_id=request.user.pk, email=message.from_email.lower()).exists()
+    )
 
 
 def srcdoc_for(request: HttpRequest, html: str) -> str:
@@ -184,16 +186,16 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def allow_remote(request: HttpRequest, message_id: int) -> HttpResponse:
-    """Show remote content of this message, or of every message from its sender ("always").
+    """Show remote content of this message (for this session), or of every message from its sender
+    ("always": kept with the person's settings, where they can take it back)."""
+    from accounts.models import TrustedSender
 
-    Remembered in the person's session (a per-person setting needs a model: see the README).
-    """
     message = access_message(request.user, message_id)
-    key, value = REMOTE_MESSAGES, message.pk
     if request.POST.get("always") == "1" and message.from_email:
-        key, value = REMOTE_SENDERS, message.from_email.lower()
-    remembered = [v for v in request.session.get(key, []) if v != value][-499:]
-    request.session[key] = [*remembered, value]
+        TrustedSender.objects.get_or_create(user=request.user, email=message.from_email.lower()[:320])
+    else:
+        remembered = [v for v in request.session.get(REMOTE_MESSAGES, []) if v != message.pk][-499:]
+        request.session[REMOTE_MESSAGES] = [*remembered, message.pk]
     if getattr(request, "htmx", None):
         return with_person_time(
             lambda r: render(r, "mail/_body.html", {"m": message, "body": render_body(r, message)})
