@@ -7,7 +7,7 @@ import pytest
 from tests.mail.conftest import append_many, assert_cache_matches, message
 from webmail.mail.actions import store, sync
 from webmail.mail.actions.sync import do_sync_account
-from webmail.mail.models import Message, SyncState
+from webmail.mail.models import Folder, Message, SyncState
 
 pytestmark = [pytest.mark.django_db, pytest.mark.mailstack]
 
@@ -99,8 +99,9 @@ def test_billiard_starts_the_pool_inside_a_daemonic_process_like_a_celery_worker
     settings.WEBMAIL_SYNC_PARSE_PROCESSES = 1
 
     def run(out):
-        job = store.ParseJob([message(i) for i in range(store.POOL_MIN)])
-        out.put((job._pending is not None, [p.subject for p in job.get()][:2]))
+        items = [store.Incoming(uid=i + 1, raw=message(i)) for i in range(store.POOL_MIN)]
+        job = store.ParseJob(Folder(pk=1, account_id=1), items)
+        out.put((job._pending is not None, [row.subject for row, _text in job.rows()][:2]))
 
     out = billiard.Queue()
     child = billiard.Process(target=run, args=(out,), daemon=True)

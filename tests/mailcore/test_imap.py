@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from webmail.mailcore.errors import MailError
-from webmail.mailcore.imap import (
-    ImapSession,
+from webmail.mailcore.imap import ImapSession
+from webmail.mailcore.imapwire import (
     detect_special_use,
     format_sequence_set,
     parse_appenduid,

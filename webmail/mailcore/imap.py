@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import re
 import socket
 import ssl
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
-from imapclient import IMAPClient, imap_utf7
+from imapclient import IMAPClient
 from imapclient import exceptions as imap_exc
-from imapclient.datetime_util import parse_to_datetime
-from imapclient.response_parser import parse_fetch_response
 
 from webmail.mailcore import transport
 from webmail.mailcore.errors import MailError
+from webmail.mailcore.imapwire import (
+    LITERAL,
+    UNTAGGED_NUM,
+    ListStatus,
+    detect_special_use,
+    flag_changes,
+    flag_names,
+    format_sequence_set,
+    message_flags,
+    modseq_of,
+    parse_appenduid,
+    parse_esearch_all,
+    parse_fetch,
+    parse_fetch_message,
+    parse_list_status,
+    parse_search,
+    parse_select,
+    parse_uid_mapping,
+    quote_mailbox,
+)
 from webmail.mailcore.netguard import NetGuard
 from webmail.mailcore.types import Endpoint, FlagChange, Folder, FolderState, MessageData, TLSConfig
 
@@ -30,7 +46,19 @@ class _GuardedIMAP4(imaplib.IMAP4):
     ) -> None:
         self._ip = ip
         self._implicit_tls = ctx
+        self._greeted = False
         super().__init__(host, port, timeout)
+
+    def _get_capabilities(self) -> None:
+        # imaplib's hook after the greeting (and after STARTTLS). RFC 3501 7.1: a greeting may
+        # carry "[CAPABILITY ...]"; imaplib sends CAPABILITY anyway, a round trip for nothing.
+        # Only the greeting is trusted: after STARTTLS the list is asked for again (RFC 3501 6.2.1).
+        greeting = self.untagged_responses.pop("CAPABILITY", None) if not self._greeted else None
+        self._greeted = True
+        if greeting and greeting[-1]:
+            self.capabilities = tuple(str(greeting[-1], self._encoding).upper().split())
+            return
+        super()._get_capabilities()
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
         sock = transport.open_socket(self._ip, self.port, timeout)
@@ -187,468 +215,6 @@ def _login(client: IMAPClient, endpoint: Endpoint, caps: frozenset[str]) -> None
         )
 
 
-# -- Pure response parsing (tested with literal bytes)
-
-_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n")
-_RESP_CODE = re.compile(rb"^(?:OK|NO|BAD|BYE|PREAUTH) \[([A-Z0-9.-]+)(?: ([^\]]*))?\]", re.IGNORECASE)
-_FETCH_WORD = re.compile(rb"^(\d+) FETCH ", re.IGNORECASE)
-_UNTAGGED_NUM = re.compile(rb"^(\d+) ([A-Z]+)(?: (.*))?$", re.IGNORECASE | re.DOTALL)
-
-
-def quote_mailbox(name: str) -> bytes:
-    """Encode a folder name as modified UTF-7 (RFC 3501 5.1.3) in a quoted string."""
-    encoded = imap_utf7.encode(name)
-    return b'"' + encoded.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-
-
-def parse_sequence_set(text: bytes | str, *, max_uid: int | None = None) -> tuple[int, ...]:
-    """Expand an IMAP sequence set ("1:3,7,9:8") into sorted numbers (RFC 3501 9, sequence-set).
-
-    Ranges are clipped at max_uid (a folder's UIDNEXT - 1) because a server may answer with a
-    superset such as 1:4294967295 (RFC 7162 3.2.10 allows it).
-    """
-    if isinstance(text, bytes):
-        text = text.decode("ascii")
-    numbers: set[int] = set()
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        lo_s, _, hi_s = part.partition(":")
-        if lo_s == "*" or hi_s == "*":
-            if max_uid is None:
-                raise ValueError(f"'*' in a sequence set needs max_uid: {text!r}")
-            lo = max_uid if lo_s == "*" else int(lo_s)
-            hi = max_uid if hi_s in ("*", "") else int(hi_s)
-        else:
-            lo = int(lo_s)
-            hi = int(hi_s) if hi_s else lo
-        lo, hi = min(lo, hi), max(lo, hi)
-        if max_uid is not None:
-            hi = min(hi, max_uid)
-        numbers.update(range(lo, hi + 1))
-    return tuple(sorted(numbers))
-
-
-def format_sequence_set(numbers: Iterable[int]) -> str:
-    """Compress numbers into a sequence set ("1:3,7"); keeps commands short (Dovecot allows 64 KiB)."""
-    ordered = sorted(set(numbers))
-    if not ordered:
-        raise ValueError("empty sequence set")
-    parts: list[str] = []
-    start = prev = ordered[0]
-    for n in ordered[1:]:
-        if n == prev + 1:
-            prev = n
-            continue
-        parts.append(f"{start}:{prev}" if prev != start else str(start))
-        start = prev = n
-    parts.append(f"{start}:{prev}" if prev != start else str(start))
-    return ",".join(parts)
-
-
-def split_literals(response: bytes) -> list[bytes | tuple[bytes, bytes]]:
-    """Turn one response with inline literals into imaplib's shape: [(text{n}, literal), ..., rest]."""
-    out: list[bytes | tuple[bytes, bytes]] = []
-    pos = 0
-    while True:
-        m = _LITERAL.search(response, pos)
-        if not m:
-            out.append(response[pos:])
-            return out
-        size = int(m.group(1))
-        head = response[pos : m.start()] + b"{" + m.group(1) + b"}"
-        out.append((head, response[m.end() : m.end() + size]))
-        pos = m.end() + size
-
-
-def _flags(values: Iterable[bytes | str]) -> tuple[str, ...]:
-    return tuple(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values)
-
-
-def _message_flags(values: Iterable[bytes | str]) -> tuple[str, ...]:
-    # \Recent belongs to one session, cannot be stored, and is gone in IMAP4rev2 (RFC 9051 2.3.2).
-    return tuple(f for f in _flags(values) if f.lower() != "\\recent")
-
-
-def parse_fetch(responses: Iterable[bytes]) -> dict[int, dict[bytes, object]]:
-    """Parse untagged FETCH payloads ("12 FETCH (UID 7 FLAGS (\\Seen) ...)") into {uid: {item: value}}.
-
-    Responses without a UID (possible before QRESYNC is enabled) are dropped: a sequence
-    number alone does not identify a message across sessions.
-    """
-    data: list[bytes | tuple[bytes, bytes]] = []
-    for r in responses:
-        # imaplib's shape, which imapclient parses, drops the FETCH keyword: "12 (UID 7 ...)".
-        data.extend(split_literals(_FETCH_WORD.sub(rb"\1 ", r, count=1)))
-    if not data:
-        return {}
-    parsed = parse_fetch_response(data, normalise_times=False, uid_is_key=False)
-    out: dict[int, dict[bytes, object]] = {}
-    for item in parsed.values():
-        uid = item.get(b"UID")
-        if isinstance(uid, int):
-            out.setdefault(uid, {}).update(item)
-    return out
-
-
-def _modseq(value: object) -> int | None:
-    # RFC 7162 3.1.4.1: MODSEQ (n) comes back as a one-element list.
-    if isinstance(value, tuple | list) and value:
-        value = value[0]
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-def flag_changes(fetched: dict[int, dict[bytes, object]]) -> tuple[FlagChange, ...]:
-    """Build FlagChange records from parsed FETCH data that carries FLAGS."""
-    return tuple(
-        FlagChange(uid=uid, flags=_message_flags(item[b"FLAGS"]), modseq=_modseq(item.get(b"MODSEQ")))  # type: ignore[arg-type]
-        for uid, item in sorted(fetched.items())
-        if b"FLAGS" in item
-    )
-
-
-_FAST_LITERAL = re.compile(rb"[( ](BODY\[(?:HEADER)?\]) \{(\d+)\}\r\n")
-_FAST_UID = re.compile(rb"[( ]UID (\d+)")
-_FAST_FLAGS = re.compile(rb"[( ]FLAGS \(([^)]*)\)")
-_FAST_DATE = re.compile(rb'[( ]INTERNALDATE "([^"]+)"')
-_FAST_SIZE = re.compile(rb"[( ]RFC822\.SIZE (\d+)")
-_FAST_MODSEQ = re.compile(rb"[( ]MODSEQ \((\d+)\)")
-
-
-def parse_fetch_message(response: bytes, key: bytes) -> MessageData | None:
-    """Parse one "n FETCH (UID .. FLAGS (..) .. BODY[] {n}<literal>)" quickly, or return None.
-
-    imapclient's general parser spends more time than the network on large FETCH answers; this
-    handles the shape servers send for the sync's own items (one literal, atoms and a quoted
-    date) and leaves anything else (None) to parse_fetch.
-    """
-    m = _FAST_LITERAL.search(response)
-    if m is None or m.group(1) != key:
-        return None
-    size = int(m.group(2))
-    body_start = m.end()
-    raw = response[body_start : body_start + size]
-    if len(raw) != size:
-        return None
-    items = response[: m.start() + 1] + response[body_start + size :]
-    if b"{" in items or b"BODY[" in items:
-        return None  # a second literal or section: the general parser handles it
-    uid = _FAST_UID.search(items)
-    if uid is None:
-        return None
-    flags = _FAST_FLAGS.search(items)
-    date = _FAST_DATE.search(items)
-    rfc_size = _FAST_SIZE.search(items)
-    modseq = _FAST_MODSEQ.search(items)
-    try:
-        internaldate = parse_to_datetime(date.group(1), normalise=False) if date else None
-    except ValueError:
-        internaldate = None
-    return MessageData(
-        uid=int(uid.group(1)),
-        flags=_message_flags(flags.group(1).split()) if flags else (),
-        internaldate=internaldate,
-        size=int(rfc_size.group(1)) if rfc_size else size,
-        modseq=int(modseq.group(1)) if modseq else None,
-        raw=raw,
-    )
-
-
-@dataclass(frozen=True)
-class SelectResponse:
-    """Everything the untagged responses to SELECT/EXAMINE said (RFC 3501 6.3.1, RFC 7162 3.2.5)."""
-
-    exists: int = 0
-    uidvalidity: int | None = None
-    uidnext: int | None = None
-    highestmodseq: int | None = None
-    nomodseq: bool = False
-    flags: tuple[str, ...] = ()
-    permanent_flags: tuple[str, ...] = ()
-    vanished: tuple[int, ...] = ()
-    changed: tuple[FlagChange, ...] = ()
-
-
-def parse_select(responses: Iterable[bytes]) -> SelectResponse:
-    """Parse the untagged responses of SELECT, with QRESYNC's VANISHED (EARLIER) and FETCH."""
-    fields: dict[str, object] = {}
-    vanished_sets: list[bytes] = []
-    fetches: list[bytes] = []
-    for r in responses:
-        m = _RESP_CODE.match(r)
-        if m:
-            code, arg = m.group(1).upper(), (m.group(2) or b"").strip()
-            if code in (b"UIDVALIDITY", b"UIDNEXT", b"HIGHESTMODSEQ"):
-                fields[code.decode().lower()] = int(arg)
-            elif code == b"NOMODSEQ":  # RFC 7162 3.1.2.2: no mod-sequences in this mailbox
-                fields["nomodseq"] = True
-            elif code == b"PERMANENTFLAGS":
-                fields["permanent_flags"] = _flags(arg.strip(b"()").split())
-            continue
-        upper = r[:16].upper()
-        if upper.startswith(b"FLAGS "):
-            fields["flags"] = _flags(r[6:].strip().strip(b"()").split())
-        elif upper.startswith(b"VANISHED "):
-            rest = r[9:].strip()
-            if rest.upper().startswith(b"(EARLIER)"):
-                rest = rest[9:].strip()
-            vanished_sets.append(rest)
-        else:
-            m2 = _UNTAGGED_NUM.match(r)
-            if m2 and m2.group(2).upper() == b"EXISTS":
-                fields["exists"] = int(m2.group(1))
-            elif m2 and m2.group(2).upper() == b"FETCH":
-                fetches.append(r)
-    uidnext = fields.get("uidnext")
-    max_uid = uidnext - 1 if isinstance(uidnext, int) else None
-    vanished: set[int] = set()
-    for s in vanished_sets:
-        vanished.update(parse_sequence_set(s, max_uid=max_uid))
-    return SelectResponse(
-        **fields,  # type: ignore[arg-type]
-        vanished=tuple(sorted(vanished)),
-        changed=flag_changes(parse_fetch(fetches)),
-    )
-
-
-def parse_esearch_all(responses: Iterable[bytes], max_uid: int | None = None) -> tuple[int, ...] | None:
-    """Return the UIDs of "* ESEARCH (TAG ..) UID ALL 1:5" (RFC 4731 3.1), or None if absent."""
-    for r in responses:
-        if not r[:8].upper().startswith(b"ESEARCH"):
-            continue
-        words = r.split()
-        for i, word in enumerate(words):
-            if word.upper() == b"ALL" and i + 1 < len(words):
-                return parse_sequence_set(words[i + 1], max_uid=max_uid)
-        return ()  # RFC 4731 3.1: no ALL item means no matches
-    return None
-
-
-def parse_search(responses: Iterable[bytes]) -> tuple[int, ...]:
-    """Return the numbers of "* SEARCH 1 2 3" responses (RFC 3501 7.2.5)."""
-    found: list[int] = []
-    for r in responses:
-        if r[:7].upper() == b"SEARCH " or r.upper() == b"SEARCH":
-            found.extend(int(n) for n in r[7:].split() if n.isdigit())
-    return tuple(sorted(set(found)))
-
-
-def parse_uid_mapping(text: bytes) -> dict[int, int]:
-    """Map source to new UIDs from a COPYUID response code (RFC 4315 3), {} when absent."""
-    m = re.search(rb"\[COPYUID \d+ ([0-9:,]+) ([0-9:,]+)\]", text, re.IGNORECASE)
-    if not m:
-        return {}
-    src, dst = _ordered_set(m.group(1)), _ordered_set(m.group(2))
-    return dict(zip(src, dst, strict=False)) if len(src) == len(dst) else {}
-
-
-def _ordered_set(text: bytes) -> list[int]:
-    # RFC 4315 3: COPYUID sets pair up in the order given, ranges ascending or descending.
-    out: list[int] = []
-    for part in text.decode("ascii").split(","):
-        lo_s, _, hi_s = part.partition(":")
-        lo, hi = int(lo_s), int(hi_s or lo_s)
-        out.extend(range(lo, hi + 1) if lo <= hi else range(lo, hi - 1, -1))
-    return out
-
-
-def parse_appenduid(text: bytes) -> tuple[int, int] | None:
-    """Return (uidvalidity, uid) from an APPENDUID response code (RFC 4315 3), None when absent."""
-    m = re.search(rb"\[APPENDUID (\d+) (\d+)\]", text, re.IGNORECASE)
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-# -- LIST-STATUS (RFC 5819 over LIST-EXTENDED, RFC 5258)
-
-
-@dataclass(frozen=True)
-class ListStatus:
-    """One round trip's worth of folders: LIST entries (with subscriptions) and STATUS per folder."""
-
-    folders: tuple[Folder, ...]
-    status: dict[str, FolderState]
-
-
-class _Tokens:
-    """A cursor over one untagged payload: atoms, quoted strings, literals (inlined) and lists."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data, self.pos = data, pos
-
-    def space(self) -> None:
-        while self.pos < len(self.data) and self.data[self.pos] in b" \t":
-            self.pos += 1
-
-    def string(self) -> bytes | None:
-        """Read an astring or NIL (None): atom, "quoted" (with \\ escapes) or {n}\\r\\n literal."""
-        self.space()
-        data, pos = self.data, self.pos
-        if pos >= len(data):
-            raise ValueError("missing string")
-        if data[pos : pos + 1] == b'"':
-            out = bytearray()
-            pos += 1
-            while pos < len(data):
-                c = data[pos : pos + 1]
-                if c == b"\\":
-                    out += data[pos + 1 : pos + 2]
-                    pos += 2
-                    continue
-                if c == b'"':
-                    self.pos = pos + 1
-                    return bytes(out)
-                out += c
-                pos += 1
-            raise ValueError("unterminated quoted string")
-        m = _LITERAL.match(data, pos)
-        if m:
-            end = m.end() + int(m.group(1))
-            if end > len(data):
-                raise ValueError("truncated literal")
-            self.pos = end
-            return data[m.end() : end]
-        end = pos
-        while end < len(data) and data[end] not in b" ()\r\n":
-            end += 1
-        if end == pos:
-            raise ValueError(f"expected a string at {pos}")
-        self.pos = end
-        word = data[pos:end]
-        return None if word.upper() == b"NIL" else word
-
-    def atoms(self) -> list[bytes]:
-        """Read a parenthesised list of atoms (nested lists are skipped whole)."""
-        self.space()
-        if self.data[self.pos : self.pos + 1] != b"(":
-            raise ValueError("expected a list")
-        self.pos += 1
-        out: list[bytes] = []
-        while True:
-            self.space()
-            c = self.data[self.pos : self.pos + 1]
-            if not c:
-                raise ValueError("unterminated list")
-            if c == b")":
-                self.pos += 1
-                return out
-            if c == b"(":
-                self.atoms()
-                continue
-            word = self.string()
-            out.append(word if word is not None else b"NIL")
-
-
-def _mailbox_name(raw: bytes) -> str:
-    # Modified UTF-7 (RFC 3501 5.1.3), as imapclient decodes LIST names; INBOX is case-insensitive.
-    name = imap_utf7.decode(raw)
-    return "INBOX" if name.upper() == "INBOX" else name
-
-
-def parse_list_status(
-    responses: Iterable[bytes],
-) -> tuple[list[tuple[str, str | None, tuple[str, ...]]], dict[str, dict[str, int]]]:
-    """Parse the untagged answer of LIST ... RETURN (... STATUS (...)) (RFC 5258 3, RFC 5819 2).
-
-    Returns ([(name, delimiter, flags)], {name: {"MESSAGES": n, "UIDNEXT": n, ...}}). Extended
-    data after a LIST entry (CHILDINFO, OLDNAME) is ignored. An entry that cannot be parsed
-    raises ValueError: the caller falls back to plain LIST.
-    """
-    listed: list[tuple[str, str | None, tuple[str, ...]]] = []
-    status: dict[str, dict[str, int]] = {}
-    for r in responses:
-        head = r[:7].upper()
-        if head.startswith(b"LIST "):
-            t = _Tokens(r, 5)
-            flags = _flags(t.atoms())
-            delim = t.string()
-            name = t.string()
-            if name is None:
-                raise ValueError("LIST without a mailbox name")
-            listed.append(
-                (_mailbox_name(name), delim.decode("ascii", "replace") if delim is not None else None, flags)
-            )
-        elif head.startswith(b"STATUS "):
-            t = _Tokens(r, 7)
-            name = t.string()
-            if name is None:
-                raise ValueError("STATUS without a mailbox name")
-            words = t.atoms()
-            values: dict[str, int] = {}
-            for key, value in zip(words[::2], words[1::2], strict=False):
-                if value.isdigit():
-                    values[key.decode("ascii", "replace").upper()] = int(value)
-            status[_mailbox_name(name)] = values
-    return listed, status
-
-
-# -- Folder roles
-
-SPECIAL_USES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
-
-# Names seen on common servers and in common locales, for servers without SPECIAL-USE (RFC 6154).
-_NAME_HINTS: dict[str, tuple[str, ...]] = {
-    "\\Sent": (
-        "sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail", "[google mail]/sent mail",
-        "gesendet", "gesendete elemente", "gesendete objekte", "envoyés", "éléments envoyés", "enviados",
-        "elementos enviados", "posta inviata", "inviata", "verzonden", "verzonden items", "skickat",
-        "отправленные",
-    ),
-    "\\Drafts": (
-        "drafts", "draft", "[gmail]/drafts", "[google mail]/drafts", "entwürfe", "brouillons", "borradores",
-        "bozze", "concepten", "utkast", "черновики",
-    ),
-    "\\Trash": (
-        "trash", "deleted items", "deleted messages", "bin", "[gmail]/trash", "[gmail]/bin",
-        "[google mail]/trash", "papierkorb", "gelöschte elemente", "gelöschte objekte", "corbeille",
-        "éléments supprimés", "papelera", "elementos eliminados", "cestino", "prullenbak", "papperskorgen",
-        "корзина",
-    ),
-    "\\Junk": (
-        "junk", "spam", "junk e-mail", "junk email", "junk mail", "bulk mail", "[gmail]/spam",
-        "[google mail]/spam", "spamverdacht", "indésirables", "courrier indésirable", "correo no deseado",
-        "posta indesiderata", "ongewenste e-mail", "спам",
-    ),
-    "\\Archive": ("archive", "archives", "archiv", "archivo", "archivio", "archief", "arkiv", "архив"),
-    "\\All": ("[gmail]/all mail", "[google mail]/all mail", "all mail"),
-}  # fmt: skip
-
-
-def detect_special_use(folders: list[tuple[str, str | None, tuple[str, ...]]]) -> dict[str, str]:
-    """Map folder name to special use: LIST flags first (RFC 6154 2), then well-known names.
-
-    A use the server already flags on some folder is never guessed for another one.
-    """
-    wanted = {u.lower(): u for u in SPECIAL_USES}
-    roles: dict[str, str] = {}
-    for name, _delim, flags in folders:
-        for f in flags:
-            if f.lower() in wanted:
-                roles[name] = wanted[f.lower()]
-                break
-    taken = set(roles.values())
-    for use, hints in _NAME_HINTS.items():
-        if use in taken:
-            continue
-        by_name = {}
-        for name, delim, _flags in folders:
-            if name in roles:
-                continue
-            lowered = name.lower()
-            leaf = lowered.rsplit(delim, 1)[-1] if delim else lowered
-            # "INBOX.Sent" / "INBOX/Sent" on servers that nest everything under INBOX.
-            for candidate in (lowered, leaf if lowered.startswith("inbox") else None):
-                if candidate in hints:
-                    by_name.setdefault(hints.index(candidate), name)
-        if by_name:
-            roles[by_name[min(by_name)]] = use
-    return roles
-
-
 # -- The session
 
 _CHANGE_RESPONSES = (b"EXISTS", b"EXPUNGE", b"FETCH", b"VANISHED", b"RECENT")
@@ -700,14 +266,19 @@ class ImapSession:
                 self.qresync_enabled = b"QRESYNC" in [e.upper() for e in enabled]
 
     def close(self) -> None:
-        """Log out (best effort) and close the socket."""
+        """Log out (best effort) and close the socket, without waiting for the server's answer.
+
+        RFC 3501 6.1.3: the server answers LOGOUT with BYE and OK and closes the connection;
+        nothing in that answer is of use here, so waiting a round trip for it is skipped.
+        """
         client, self._client = self._client, None
         if client is None:
             return
         with contextlib.suppress(Exception):
             if self._idling:
                 client.idle_done()
-            client.logout()
+            self._tag += 1
+            client._imap.send(b"W%d LOGOUT\r\n" % self._tag)
         with contextlib.suppress(Exception):
             client.shutdown()
 
@@ -740,7 +311,7 @@ class ImapSession:
         if not buf:
             raise imaplib.IMAP4.abort("socket error: EOF")
         while True:
-            m = _LITERAL.search(buf, len(buf) - 24 if len(buf) > 24 else 0)
+            m = LITERAL.search(buf, len(buf) - 24 if len(buf) > 24 else 0)
             if not m or m.end() != len(buf):
                 return buf.rstrip(b"\r\n")
             buf += imap.read(int(m.group(1)))
@@ -791,7 +362,7 @@ class ImapSession:
         rows = []
         for flags, delim, name in listed:
             d = delim.decode() if isinstance(delim, bytes) else delim
-            rows.append((str(name), d, _flags(flags)))
+            rows.append((str(name), d, flag_names(flags)))
         return _folders(rows, subscribed)
 
     @property
@@ -956,10 +527,10 @@ class ImapSession:
                 out.append(
                     MessageData(
                         uid=uid,
-                        flags=_message_flags(item.get(b"FLAGS", ())),  # type: ignore[arg-type]
+                        flags=message_flags(item.get(b"FLAGS", ())),  # type: ignore[arg-type]
                         internaldate=item.get(b"INTERNALDATE"),  # type: ignore[arg-type]
                         size=int(item.get(b"RFC822.SIZE", 0)),  # type: ignore[arg-type]
-                        modseq=_modseq(item.get(b"MODSEQ")),
+                        modseq=modseq_of(item.get(b"MODSEQ")),
                         raw=bytes(item[key] or b""),  # type: ignore[arg-type]
                     )
                 )
@@ -1142,7 +713,7 @@ def _folders(rows: list[tuple[str, str | None, tuple[str, ...]]], subscribed: se
 
 
 def _is_fetch(payload: bytes) -> bool:
-    m = _UNTAGGED_NUM.match(payload[:40])
+    m = UNTAGGED_NUM.match(payload[:40])
     return bool(m and m.group(2).upper() == b"FETCH")
 
 

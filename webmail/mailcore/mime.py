@@ -48,6 +48,7 @@ from webmail.mailcore.addresses import (
     text_codec,
 )
 from webmail.mailcore.html import html_to_text
+from webmail.mailcore.mimesplit import split_message
 
 __all__ = [
     "AttachmentInfo",
@@ -644,6 +645,13 @@ def _parse_structure(raw: bytes, problems: list[str]) -> Message:
         except Exception:
             problems.append("unparseable message")
             return Message()
+    try:
+        # Most mail has a plain structure that is found without the line-by-line feed parser.
+        msg = split_message(raw)
+    except Exception:  # a bug there must not lose the message: the feed parser decides
+        msg = None
+    if msg is not None:
+        return msg
     try:
         return _PARSER.parsebytes(raw)
     except Exception:  # RecursionError on absurd nesting, MemoryError, parser bugs

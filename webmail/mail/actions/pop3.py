@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.connection import incoming_endpoint, net_guard, tls_config
 from accounts.models import AccountState, LeaveOnServer, MailAccount, Protocol
 from webmail.mail.actions.outcome import record_failure, record_success
-from webmail.mail.actions.store import Incoming, store_messages
+from webmail.mail.actions.store import Incoming, ParseJob, insert_rows, store_messages
 from webmail.mail.events import send_event_on_commit
 from webmail.mail.locks import AccountLock, account_lock, request_again, take_again_request
 from webmail.mail.models import Folder, Message, Pop3Download, SpecialUse, SyncState
@@ -36,7 +36,8 @@ from webmail.mailcore.types import Pop3Listing
 
 log = logging.getLogger(__name__)
 
-BATCH_MESSAGES = 200  # per transaction (messages and their ledger rows)
+BATCH_MESSAGES = 500  # per transaction (messages and their ledger rows)
+FIRST_BATCH = 100  # the first batch: storing starts while the rest is retrieved
 BATCH_BYTES = 16 * 1024 * 1024  # ... or fewer when the messages are large: memory stays flat
 LEDGER_CHUNK = 1000  # ids per IN (...) query
 # The local folders of a POP3 account: (name, special use). POP3 has only the maildrop (RFC 1939 1).
@@ -184,6 +185,7 @@ class _Retrieved:
 
     fetched: list[tuple[Pop3Listing, bytes, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (uidl, reason)
+    parsing: ParseJob | None = None  # the fetched messages being parsed, in their order
 
 
 def _download(
@@ -198,9 +200,10 @@ def _download(
 ) -> None:
     """Retrieve NEW batch by batch and commit each batch with its ledger rows.
 
-    A reader thread retrieves the next batch while this thread parses and stores the current one
-    (the network wait and the parsing overlap). Only this thread touches the database; the reader
-    only the session, and it is joined before anyone else uses the session.
+    A reader thread retrieves the next batch and starts its parsing (in the parse thread) while
+    this thread stores the current one: the network, the parsing and the database writes overlap.
+    Only this thread touches the database; the reader only the session, and it is joined before
+    anyone else uses the session.
     """
     batches = _batches(new)
     handoff: queue.Queue[tuple[_Retrieved, BaseException | None] | None] = queue.Queue(maxsize=1)
@@ -215,6 +218,8 @@ def _download(
                 _retrieve_batch(session, batch, got)
             except BaseException as exc:  # handed to the storing thread, which re-raises it
                 failure = exc
+            # UIDs are allocated when the batch is stored: store_messages sets them on the rows.
+            got.parsing = ParseJob(inbox, [Incoming(uid=0, raw=raw) for _item, raw, _note in got.fetched])
             handoff.put((got, failure))
             if failure is not None:
                 return
@@ -230,7 +235,7 @@ def _download(
                 report.error = reason
             # Also after a dropped connection: what arrived whole is kept; the rest stays on the
             # server for the next pass.
-            _store_batch(account, inbox, got.fetched, ledger, report, now)
+            _store_batch(account, inbox, got, ledger, report, now)
             lock.extend()
             if failure is not None:
                 raise failure
@@ -265,10 +270,11 @@ def _batches(items: Sequence[Pop3Listing]) -> list[list[Pop3Listing]]:
     out: list[list[Pop3Listing]] = []
     batch: list[Pop3Listing] = []
     total = 0
+    limit = min(FIRST_BATCH, BATCH_MESSAGES)
     for item in items:
-        if batch and (len(batch) >= BATCH_MESSAGES or total + item.size > BATCH_BYTES):
+        if batch and (len(batch) >= limit or total + item.size > BATCH_BYTES):
             out.append(batch)
-            batch, total = [], 0
+            batch, total, limit = [], 0, BATCH_MESSAGES
         batch.append(item)
         total += item.size
     if batch:
@@ -334,21 +340,22 @@ def _recheck(session: Pop3Session, item: Pop3Listing, raw: bytes) -> tuple[Pop3L
 def _store_batch(
     account: MailAccount,
     inbox: Folder,
-    fetched: list[tuple[Pop3Listing, bytes, str]],
+    got: _Retrieved,
     ledger: dict[str, datetime],
     report: Pop3Report,
     now: datetime,
 ) -> None:
-    """Store FETCHED in the Inbox with their ledger rows and progress, in one transaction.
+    """Store what GOT fetched in the Inbox with the ledger rows and progress, in one transaction.
 
     LEDGER gains the stored UIDLs once the transaction has committed.
     """
+    fetched = got.fetched
     if not fetched:
         return
     with transaction.atomic():
         first = _allocate_uids(inbox, len(fetched))
         items = [Incoming(uid=first + i, raw=raw) for i, (_item, raw, _note) in enumerate(fetched)]
-        stored = {m.uid: m for m in store_messages(inbox, items)}
+        stored = {m.uid: m for m in store_messages(inbox, items, got.parsing)}
         rows_ledger = []
         for incoming, (item, _raw, note) in zip(items, fetched, strict=True):
             message = stored.get(incoming.uid)
@@ -358,7 +365,7 @@ def _store_batch(
             rows_ledger.append(
                 Pop3Download(account=account, uidl=item.uid, message=message, downloaded_at=now)
             )
-        Pop3Download.objects.bulk_create(rows_ledger, batch_size=500)
+        insert_rows(rows_ledger, with_ids=False)
         rows = list(stored.values())
         Folder.objects.filter(pk=inbox.pk).update(
             total_count=F("total_count") + len(rows),

@@ -7,14 +7,17 @@ import contextlib
 import logging
 import os
 import re
+import threading
+import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db import connection, models
+from django.db.models import Count, Model, Q
 
 from webmail.mail import blobs
 from webmail.mail.conversations import Threadable, assign_threads
@@ -24,8 +27,13 @@ from webmail.mailcore.mime import ParsedMessage, parse_message
 
 log = logging.getLogger(__name__)
 
-# zlib releases the GIL: raw bytes are compressed in threads while the main thread parses.
+# zstd releases the GIL: raw bytes are compressed in threads while other threads parse and store.
 _PACKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="blob-pack")
+# One thread: jobs finish in the order they were started, and only one of them holds the GIL.
+_PARSERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse-ahead")
+INSERT_ROWS = 200  # rows per INSERT statement at most (MessageBody: about 4 MB of packed mail)
+# Fields whose values need the database's adaptation; the others are stored as they are.
+_PREPARED_FIELDS = (models.JSONField, models.DateTimeField, models.BinaryField)
 SLIM_MIN = 64 * 1024  # messages below this are parsed as they are
 SLIM_PART = 8 * 1024  # base64 bodies of non-text parts above this are cut before parsing
 _PART_TYPE = re.compile(rb"content-type:[ \t]*(?:\r?\n[ \t]+)?(\w+)/", re.IGNORECASE)
@@ -129,6 +137,8 @@ def parse_processes() -> int:
 
 
 _POOL: dict[str, Any] = {}
+_POOL_LOCK = threading.RLock()  # jobs start in fetching threads
+YIELD_EVERY = 4  # messages parsed between offers of the GIL (see _prepare_all)
 POOL_MIN = 16  # batches smaller than this are parsed here: shipping them costs more than it saves
 
 
@@ -165,36 +175,82 @@ atexit.register(_close_pool)
 
 
 class ParseJob:
-    """Messages being parsed, maybe in the pool while the caller stores the previous batch."""
+    """A batch being parsed, turned into rows and packed while the caller does something else
+    (stores the previous batch).
 
-    def __init__(self, raws: Sequence[bytes]) -> None:
-        self._raws = raws
+    By default one parse thread does the parsing and builds the rows: that is pure Python and
+    holds the GIL, but the caller's SQLite writes, the zstd packers and the socket reads release
+    it, so on two cores the work on batch k+1 runs beside the storing of batch k. With
+    WEBMAIL_SYNC_PARSE_PROCESSES a billiard pool parses instead (rows are then built by rows()).
+    Safe to create in any thread.
+    """
+
+    def __init__(self, folder: Folder, items: Sequence[Incoming]) -> None:
+        self._folder, self._items = folder, items
+        raws = [i.raw for i in items]
+        half = (len(raws) + 1) // 2
+        self._packing = [_PACKERS.submit(_pack_all, raws[:half]), _PACKERS.submit(_pack_all, raws[half:])]
         self._pending: Any = None
+        self._future: Future[list[Prepared]] | None = None
         size = parse_processes()
         if size and len(raws) >= POOL_MIN and not (_POOL.get("failed") and _POOL.get("size") == size):
-            pool = _parse_pool(size)
+            with _POOL_LOCK:
+                pool = _parse_pool(size)
             if pool is not None:
                 try:
-                    self._pending = pool.map_async(parse_message, list(raws), chunksize=8)
+                    slim = [slim_for_parsing(r) for r in raws]
+                    self._pending = pool.map_async(parse_message, slim, chunksize=8)
                 except Exception:
                     log.warning("parse pool refused work; parsing here", exc_info=True)
-                    _close_pool()
+                    with _POOL_LOCK:
+                        _close_pool()
+        if self._pending is None:
+            self._future = _PARSERS.submit(_prepare_all, folder, items)
 
-    def get(self) -> list[ParsedMessage]:
-        """The parsed messages, in order. A pool that fails (a worker killed, a timeout) falls back
-        to parsing here: the result is always complete."""
-        if self._pending is not None:
-            try:
-                return list(self._pending.get(timeout=POOL_TIMEOUT))
-            except Exception:
-                log.warning("parse pool failed; parsing here", exc_info=True)
+    def rows(self) -> list[Prepared]:
+        """A new Message row (no thread yet) and its readable text per item, in order. A pool that
+        fails (a worker killed, a timeout) falls back to parsing here: the result is always complete."""
+        if self._future is not None:
+            return self._future.result()
+        try:
+            parsed = self._pending.get(timeout=POOL_TIMEOUT)
+        except Exception:
+            log.warning("parse pool failed; parsing here", exc_info=True)
+            with _POOL_LOCK:
                 _close_pool()
-        return [parse_message(r) for r in self._raws]
+            return _prepare_all(self._folder, self._items)
+        return [_prepare(self._folder, i, p) for i, p in zip(self._items, parsed, strict=True)]
+
+    def packed(self) -> list[bytes]:
+        """The raw messages compressed for storage (blobs.pack), in order."""
+        return [blob for part in self._packing for blob in part.result()]
 
 
-def start_parsing(items: Sequence[Incoming]) -> ParseJob:
-    """Begin parsing ITEMS (attachments cut first); in WEBMAIL_SYNC_PARSE_PROCESSES workers if set."""
-    return ParseJob([slim_for_parsing(i.raw) for i in items])
+Prepared = tuple[Message, str]
+
+
+def _prepare(folder: Folder, item: Incoming, parsed: ParsedMessage) -> Prepared:
+    return build_message(folder, item, parsed), clean(parsed.text)
+
+
+def _pack_all(raws: Sequence[bytes]) -> list[bytes]:
+    return [blobs.pack(raw) for raw in raws]
+
+
+def _prepare_all(folder: Folder, items: Sequence[Incoming]) -> list[Prepared]:
+    """Parse ITEMS in order and build their rows, offering the GIL to other threads now and then.
+
+    A thread that steps through SQLite rows (INSERT ... RETURNING) releases the GIL for every row
+    and must take it back from this busy loop, which otherwise gives it up only every switch
+    interval (5 ms). sleep(0) hands it over at once, but costs a system call (about 0.1 ms under
+    load): every YIELD_EVERY messages (under a millisecond of parsing) is the compromise.
+    """
+    out = []
+    for n, item in enumerate(items, 1):
+        out.append(_prepare(folder, item, parse_message(slim_for_parsing(item.raw))))
+        if n % YIELD_EVERY == 0:
+            time.sleep(0)
+    return out
 
 
 POOL_TIMEOUT = 300.0
@@ -213,33 +269,44 @@ def _sane_date(value: datetime | None) -> datetime | None:
 
 
 def build_message(folder: Folder, item: Incoming, parsed: ParsedMessage) -> Message:
+    """Return the unsaved row for ITEM in FOLDER (no thread yet).
+
+    Built from positional values, the way Django loads rows from the database: keyword
+    construction (and assigning the folder through its descriptor) cost about four times as
+    much, a measurable share of a 10,000-message sync.
+    """
     header_date = _sane_date(parsed.date)
     internal = _sane_date(item.internal_date) or header_date or datetime.now(UTC)
     first_from = parsed.from_[0] if parsed.from_ else None
-    return Message(
-        account_id=folder.account_id,
-        folder=folder,
-        uid=item.uid,
-        modseq=item.modseq,
-        internal_date=internal,
-        size=len(item.raw),
-        date=header_date or internal,
-        subject=clean(parsed.subject, 2000),
-        from_name=clean(first_from.name if first_from else "", 300),
-        from_email=clean(first_from.email if first_from else "", 320),
-        sender=addresses(parsed.sender),
-        reply_to=addresses(parsed.reply_to),
-        to=addresses(parsed.to),
-        cc=addresses(parsed.cc),
-        bcc=addresses(parsed.bcc),
-        message_id=clean(parsed.message_id, 500),
-        in_reply_to=clean(parsed.in_reply_to, 500),
-        references=clean(" ".join(parsed.references), 20000),
-        snippet=clean(parsed.snippet, 300),
-        has_attachments=parsed.has_attachments,
-        parse_problems=[clean(p, 200) for p in parsed.problems[:20]],
+    values = {
+        "id": None,
+        "account_id": folder.account_id,
+        "folder_id": folder.pk,
+        "uid": item.uid,
+        "thread_id": None,
+        "modseq": item.modseq,
+        "internal_date": internal,
+        "size": len(item.raw),
+        "date": header_date or internal,
+        "subject": clean(parsed.subject, 2000),
+        "from_name": clean(first_from.name if first_from else "", 300),
+        "from_email": clean(first_from.email if first_from else "", 320),
+        "sender": addresses(parsed.sender),
+        "reply_to": addresses(parsed.reply_to),
+        "to": addresses(parsed.to),
+        "cc": addresses(parsed.cc),
+        "bcc": addresses(parsed.bcc),
+        "message_id": clean(parsed.message_id, 500),
+        "in_reply_to": clean(parsed.in_reply_to, 500),
+        "references": clean(" ".join(parsed.references), 20000),
+        "snippet": clean(parsed.snippet, 300),
+        "has_attachments": parsed.has_attachments,
+        "parse_problems": [clean(p, 200) for p in parsed.problems[:20]],
         **flag_fields(item.flags),
-    )
+    }
+    row = Message(*[values[f.attname] for f in Message._meta.concrete_fields])
+    Message.folder.field.set_cached_value(row, folder)
+    return row
 
 
 def store_messages(
@@ -247,9 +314,9 @@ def store_messages(
 ) -> list[Message]:
     """Store ITEMS in FOLDER (skipping UIDs already cached) and return the new rows.
 
-    PARSING is start_parsing(ITEMS) begun earlier (so the pool parsed them meanwhile), else they
-    are parsed here. Must run inside a transaction; the caller records its progress
-    (Folder.synced_uid) in the same one.
+    PARSING is ParseJob(FOLDER, ITEMS) begun earlier (so it was done meanwhile), else ITEMS are
+    parsed here; the UIDs are always those of ITEMS (a POP3 batch gets its UIDs only now). Must
+    run inside a transaction; the caller records its progress (Folder.synced_uid) in the same one.
     """
     if not items:
         return []
@@ -257,29 +324,75 @@ def store_messages(
         Message.objects.filter(folder=folder, uid__in=[i.uid for i in items]).values_list("uid", flat=True)
     )
     keep = [n for n, i in enumerate(items) if i.uid not in present]
-    todo = [items[n] for n in keep]
-    packed = [_PACKERS.submit(blobs.pack, i.raw) for i in todo]
     if parsing is None:
-        parsed = start_parsing(todo).get()
-    else:
-        everything = parsing.get()
-        parsed = [everything[n] for n in keep]
-    rows = [build_message(folder, item, p) for item, p in zip(todo, parsed, strict=True)]
+        parsing = ParseJob(folder, items)
+    prepared = parsing.rows()
+    rows = []
+    for n in keep:
+        row = prepared[n][0]
+        row.uid = items[n].uid
+        rows.append(row)
     threadables = [
         Threadable(m.message_id, m.in_reply_to, m.references.split(), m.subject, m.date) for m in rows
     ]
     assign_threads(folder.account_id, threadables)
     for row, t in zip(rows, threadables, strict=True):
         row.thread = t.thread
-    Message.objects.bulk_create(rows, batch_size=500)
-    MessageBody.objects.bulk_create(
+    insert_rows(rows)
+    packed = parsing.packed()
+    insert_rows(
         [
-            MessageBody(message_id=row.pk, raw_compressed=blob.result(), text=clean(p.text))
-            for row, blob, p in zip(rows, packed, parsed, strict=True)
-        ],
-        batch_size=200,
+            MessageBody(message_id=row.pk, raw_compressed=packed[n], text=prepared[n][1])
+            for row, n in zip(rows, keep, strict=True)
+        ]
     )
     return rows
+
+
+def insert_rows(objs: Sequence[Model], *, with_ids: bool = True) -> None:
+    """INSERT OBJS (new rows of one model) in multi-row statements, like bulk_create, and set their
+    auto primary keys (unless WITH_IDS is False: the objects are then left as they were).
+
+    bulk_create spends more time preparing values than the database spends storing them (a
+    generic compiler step per value, 30 columns a message), and asks for primary keys back even
+    when they are known, which SQLite hands over one row per step, releasing and retaking the GIL
+    for each: slow beside busy parse and fetch threads. Here only JSON, date and binary values go
+    through their field's preparation; a key is asked for only when the database assigns it.
+    """
+    if not objs:
+        return
+    meta = type(objs[0])._meta
+    auto = meta.auto_field if objs[0].pk is None else None  # the database assigns the keys
+    fields = [f for f in meta.local_concrete_fields if f is not auto]
+    prepare = [isinstance(f, _PREPARED_FIELDS) for f in fields]
+    quote = connection.ops.quote_name
+    table, columns = quote(meta.db_table), ", ".join(quote(f.column) for f in fields)
+    head = f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608 - names from the model, values bound
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    returning = ""
+    if auto is not None and with_ids:
+        if not connection.features.can_return_rows_from_bulk_insert:
+            type(objs[0])._default_manager.bulk_create(objs)  # SQLite before 3.35
+            return
+        returning = " RETURNING " + quote(auto.column)
+    size = max(1, min(INSERT_ROWS, connection.ops.bulk_batch_size(fields, objs)))
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), size):
+            chunk = objs[start : start + size]
+            params = []
+            for obj in chunk:
+                for f, prep in zip(fields, prepare, strict=True):
+                    value = getattr(obj, f.attname)
+                    params.append(f.get_db_prep_save(value, connection) if prep else value)
+            cursor.execute(head + ", ".join([row_sql] * len(chunk)) + returning, params)
+            if returning:
+                # Rows come back in VALUES order on SQLite and PostgreSQL; bulk_create relies on it too.
+                for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                    setattr(obj, auto.attname, pk)
+    if auto is None or with_ids:
+        for obj in objs:
+            obj._state.adding = False
+            obj._state.db = connection.alias
 
 
 def refresh_counts(folder: Folder) -> None:

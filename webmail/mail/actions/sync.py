@@ -28,9 +28,7 @@ from webmail.mail.actions.store import (
     Incoming,
     ParseJob,
     flag_fields,
-    parse_processes,
     refresh_counts,
-    start_parsing,
     store_messages,
 )
 from webmail.mail.events import send_event_on_commit
@@ -43,6 +41,7 @@ from webmail.mailcore.imap import ImapSession, ListStatus
 log = logging.getLogger(__name__)
 
 BATCH_MESSAGES = 500  # per FETCH of full messages and per transaction
+FIRST_BATCH = 100  # the first batch of a folder: the pipeline (fetch, parse, store) fills sooner
 BATCH_BYTES = 16 * 1024 * 1024  # ... or fewer when the messages are large: memory stays flat
 PREFETCH = 1  # fetched batches waiting to be stored (plus one being stored, one on the wire)
 FLAG_BATCH = 5000  # UIDs per FLAGS fetch in the full reconcile path
@@ -416,27 +415,43 @@ def _full_reconcile(session: ImapSession, folder: Folder, state: imap_types.Fold
 
 
 def _batches(sizes: list[tuple[int, int]]) -> Iterator[list[int]]:
+    """Split SIZES into batches of UIDs; the first is small, so storing starts while the rest comes."""
     batch: list[int] = []
     total = 0
+    limit = min(FIRST_BATCH, BATCH_MESSAGES)
     for uid, size in sizes:
-        if batch and (len(batch) >= BATCH_MESSAGES or total + size > BATCH_BYTES):
+        if batch and (len(batch) >= limit or total + size > BATCH_BYTES):
             yield batch
-            batch, total = [], 0
+            batch, total, limit = [], 0, BATCH_MESSAGES
         batch.append(uid)
         total += size
     if batch:
         yield batch
 
 
-def _prefetch(session: ImapSession, batches: list[list[int]]) -> Iterator[list[imap_types.MessageData]]:
-    """Yield the fetched messages of each batch, fetching the next one in a thread meanwhile.
+Fetched = tuple[list[Incoming], ParseJob]
 
-    The network and TLS work overlaps with parsing and storing; at most PREFETCH batches wait,
+
+def _fetch_batch(session: ImapSession, folder: Folder, uids: list[int]) -> Fetched:
+    """FETCH one batch of whole messages and start parsing them (in the parse thread)."""
+    items = [
+        Incoming(uid=m.uid, raw=m.raw, flags=m.flags, internal_date=m.internaldate, modseq=m.modseq)
+        for chunk in session.fetch_headers(uids, batch=len(uids), full=True)
+        for m in chunk
+    ]
+    return items, ParseJob(folder, items)
+
+
+def _prefetch(session: ImapSession, folder: Folder, batches: list[list[int]]) -> Iterator[Fetched]:
+    """Yield each batch's messages with their parsing begun, fetching the next batch in a thread.
+
+    Three things overlap: the socket and TLS work of batch k+2, the parsing of batch k+1 and the
+    storing of batch k (each releases the GIL for its own C work). At most PREFETCH batches wait,
     so memory stays bounded. Only the thread uses the session until the generator is done.
     """
     if len(batches) < 2:
         for uids in batches:
-            yield [m for chunk in session.fetch_headers(uids, batch=len(uids), full=True) for m in chunk]
+            yield _fetch_batch(session, folder, uids)
         return
     out: queue.Queue = queue.Queue(maxsize=PREFETCH)
     stop = threading.Event()
@@ -454,8 +469,7 @@ def _prefetch(session: ImapSession, batches: list[list[int]]) -> Iterator[list[i
     def run() -> None:
         try:
             for uids in batches:
-                got = [m for chunk in session.fetch_headers(uids, batch=len(uids), full=True) for m in chunk]
-                if not hand_over(got):
+                if not hand_over(_fetch_batch(session, folder, uids)):
                     return
             hand_over(None)
         except BaseException as exc:  # handed to the consumer, raised there
@@ -504,7 +518,7 @@ def _fetch_new(
     batches = list(_batches(sizes))
     done = 0
     # closing(): on an exception the fetch thread must stop before the session is closed.
-    with contextlib.closing(_prefetch(session, batches)) as fetching:
+    with contextlib.closing(_prefetch(session, folder, batches)) as fetching:
         done = _store_batches(folder, batches, fetching, total, lock=lock, progress=progress)
     return done
 
@@ -512,14 +526,14 @@ def _fetch_new(
 def _store_batches(
     folder: Folder,
     batches: list[list[int]],
-    fetching: Iterator[list[imap_types.MessageData]],
+    fetching: Iterator[Fetched],
     total: int,
     *,
     lock: AccountLock | None,
     progress: Progress | None,
 ) -> int:
     done = 0
-    for batch, fetched, parsing in _parse_ahead(zip(batches, fetching, strict=False)):
+    for batch, (fetched, parsing) in zip(batches, fetching, strict=False):
         with transaction.atomic():
             stored = store_messages(folder, fetched, parsing)
             folder.synced_uid = max(batch)
@@ -551,29 +565,3 @@ def _store_batches(
         if lock:
             lock.extend()
     return done
-
-
-def _parse_ahead(
-    fetched: Iterator[tuple[list[int], list[imap_types.MessageData]]],
-) -> Iterator[tuple[list[int], list[Incoming], ParseJob]]:
-    """Yield each batch with its parsing begun, beginning the next batch's before yielding.
-
-    With parse processes (WEBMAIL_SYNC_PARSE_PROCESSES) they parse batch k+1 while this thread
-    stores batch k; without them a job parses when asked, so nothing is held longer than before.
-    """
-    ahead: tuple[list[int], list[Incoming], ParseJob] | None = None
-    for batch, messages in fetched:
-        items = [
-            Incoming(uid=m.uid, raw=m.raw, flags=m.flags, internal_date=m.internaldate, modseq=m.modseq)
-            for m in messages
-        ]
-        del messages
-        current = (batch, items, start_parsing(items))
-        if not parse_processes():
-            yield current
-            continue
-        if ahead is not None:
-            yield ahead
-        ahead = current
-    if ahead is not None:
-        yield ahead
