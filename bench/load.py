@@ -8,7 +8,7 @@ cache), signs everyone in (a session each), and starts `manage.py cluster` with 
 (workers, no watchers or beat: the accounts point at no server). Then, while a thread stores a new
 message for a random person every 100 ms and publishes "mail.new" (the WebSockets receive it):
 
-1. browsing: PEOPLE locust users with 1-3 s of think time, spread over both web processes, with
+1. browsing: PEOPLE locust users with --think seconds of think time (default 1-3), spread over both web processes, with
    SOCKETS WebSockets held open by a separate asyncio process;
 2. capacity: the same people without think time against 2 web processes, then against 1.
 
@@ -274,6 +274,7 @@ def main() -> int:
     parser.add_argument("--sockets", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=40, help="length of the browsing run")
     parser.add_argument("--capacity-seconds", type=int, default=20, help="length of each capacity run")
+    parser.add_argument("--think", default="1,3", help="think time of the browsing run, MIN,MAX seconds")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--ws-client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ws-people", help=argparse.SUPPRESS)
@@ -356,7 +357,7 @@ def main() -> int:
         )
         time.sleep(10)  # let the sockets open before the browsing starts
         log("browsing run")
-        browsing = locust(people_file, hosts, args.people, args.seconds, "1,3", work / "browse")
+        browsing = locust(people_file, hosts, args.people, args.seconds, args.think, work / "browse")
         ws_out, _ = ws.communicate(timeout=120)
         sockets = json.loads(ws_out.strip().splitlines()[-1])
         log(f"browsing: {browsing['requests_per_s']} req/s, p95 {browsing['p95_ms']} ms; sockets {sockets}")
@@ -388,7 +389,8 @@ def main() -> int:
     result = {
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_implementation()} {platform.python_version()}",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": ".venv/bin/python bench/load.py",
+        "command": ".venv/bin/python bench/load.py"
+        + (f" --think {args.think}" if args.think != "1,3" else ""),
         "metrics": {
             "requests_per_s": {"value": browsing["requests_per_s"], "unit": "req/s"},
             "p95_ms": {"value": browsing["p95_ms"], "unit": "ms"},
@@ -404,7 +406,7 @@ def main() -> int:
             "errors": arrivals.errors if arrivals else 0,
         },
         "notes": f"{args.people} people x {args.messages} cached messages ({db_note}, private redis-server), "
-        f"locust {args.people} users (1-3 s think time, {args.seconds} s) plus {args.sockets} WebSockets held by an "
+        f"locust {args.people} users ({args.think.replace(',', '-')} s think time, {args.seconds} s) plus {args.sockets} WebSockets held by an "
         f"asyncio process; capacity runs: no think time, {args.capacity_seconds} s each. Everything (locust, "
         "PostgreSQL, Redis, 2 uvicorn, workers) shares the 2 cores with other jobs.",
     }

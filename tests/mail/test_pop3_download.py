@@ -393,3 +393,24 @@ def test_local_folders_are_created_once_and_found_after_a_rename(alice):
 
     assert {k: f.pk for k, f in again.items()} == {k: f.pk for k, f in first.items()}
     assert Folder.objects.filter(account=account).count() == 6
+
+
+def test_a_full_storage_quota_leaves_newer_mail_on_the_server_until_there_is_room(
+    alice, pop_account, mailstack, remote
+):
+    from accounts.models import Limits
+    from webmail.mail.actions.sync import QUOTA_NOTE
+
+    for n in range(1, 5):
+        mailstack.deliver_lmtp(remote.address, message(n, size=300_000))
+    Limits.objects.create(user=alice, max_cache_mb=1)  # room for three of the four
+    report = do_fetch_pop3(pop_account.pk)
+    assert report.new == 3 and report.quota_reached and not report.error
+    pop_account.refresh_from_db()
+    assert pop_account.state == "ok" and QUOTA_NOTE in pop_account.state_reason
+    assert len(server_messages(mailstack, remote)) == 4  # nothing deleted that was not downloaded
+    Limits.objects.filter(user=alice).update(max_cache_mb=10)
+    assert do_fetch_pop3(pop_account.pk).new == 1
+    pop_account.refresh_from_db()
+    assert pop_account.state_reason == ""
+    assert len(cached_ids(pop_account)) == 4

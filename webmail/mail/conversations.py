@@ -137,10 +137,12 @@ def assign_threads(account_id: int, items: Iterable[Threadable]) -> None:
             batch.by_key[key] = target
         item.thread = target
 
+    from webmail.mail.actions.store import insert_rows  # store imports this module
+
     if batch.new:
-        Thread.objects.bulk_create(batch.new)
-    for pk in batch.dirty:
-        Thread.objects.filter(pk=pk).update(last_date=batch.stored[pk].last_date)
+        insert_rows(batch.new)
+    if batch.dirty:
+        Thread.objects.bulk_update([batch.stored[pk] for pk in batch.dirty], ["last_date"], batch_size=500)
     for item in items:
         item.thread = batch.resolve(item.thread)  # type: ignore[arg-type]
     if batch.new_keys:

@@ -27,6 +27,7 @@ from accounts.connection import incoming_endpoint, net_guard, tls_config
 from accounts.models import AccountState, LeaveOnServer, MailAccount, Protocol
 from webmail.mail.actions.outcome import record_failure, record_success
 from webmail.mail.actions.store import Incoming, ParseJob, insert_rows, store_messages
+from webmail.mail.actions.sync import QUOTA_NOTE, Budget
 from webmail.mail.events import send_event_on_commit
 from webmail.mail.locks import AccountLock, account_lock, request_again, take_again_request
 from webmail.mail.models import Folder, Message, Pop3Download, SpecialUse, SyncState
@@ -64,6 +65,7 @@ class Pop3Report:
     on_server: int = 0  # messages in the maildrop at the start of the pass
     failed: list[str] = field(default_factory=list)  # UIDLs the server would not hand over; retried later
     uidl_fallback: bool = False  # ids are header hashes: the server has no UIDL
+    quota_reached: bool = False  # the owner's storage quota left newer messages on the server
     skipped: bool = False  # another sync held the lock, or the account is not an active POP3 one
     error: str = ""
 
@@ -166,6 +168,10 @@ def _fetch(account: MailAccount, lock: AccountLock, report: Pop3Report, now: dat
         report.uidl_fallback = report.uidl_fallback or session.uidl_fallback
         ledger = _ledger(account, listing)
         new = [item for item in listing if item.uid not in ledger]
+        budget = Budget.for_account(account)
+        if budget is not None and new:  # the oldest that fit; the rest wait on the server
+            new = new[: len(budget.take([(item.number, item.size) for item in new]))]
+            report.quota_reached = budget.reached
         if new:
             SyncState.objects.filter(pk=account.pk).update(progress_total=len(new), progress_done=0)
         _download(session, account, inbox, new, ledger, report, lock, now)
@@ -443,4 +449,6 @@ def _mark_gone(account: MailAccount, listing: Sequence[Pop3Listing], now: dateti
 
 
 def _record_success(account: MailAccount, report: Pop3Report) -> None:
-    record_success(account, reason=NO_UIDL_NOTE if report.uidl_fallback else "")
+    notes = [QUOTA_NOTE] if report.quota_reached else []
+    notes += [NO_UIDL_NOTE] if report.uidl_fallback else []
+    record_success(account, reason=" ".join(notes))
