@@ -306,8 +306,10 @@ def run(args, work: Path, base_url: str) -> None:
     for name, values in results.items():
         out["metrics"][f"{name}_p95_ms"] = {"value": round(values["p95"], 1), "unit": "ms"}
         out["metrics"][f"{name}_p50_ms"] = {"value": round(values["p50"], 1), "unit": "ms"}
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    # SQLite (the default) writes reading.json; a PostgreSQL run its own file beside it.
+    path = RESULTS if connection.vendor == "sqlite" else RESULTS.with_name("reading_postgresql.json")
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

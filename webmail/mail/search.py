@@ -297,59 +297,66 @@ class _NotIndexed(Func):
     output_field = BigIntegerField()
 
 
-def _fulltext_filter(qs: QuerySet[Message], terms: list[tuple[str | None, str]]) -> QuerySet[Message]:
-    """Return QS limited to the messages matching TERMS.
+def _many_hits(sql: str, expression: str) -> bool:
+    """Whether the full-text index holds more than MANY_HITS matches (stops counting there)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql} LIMIT %s) AS hits", [expression, MANY_HITS + 1])  # noqa: S608
+        return cursor.fetchone()[0] > MANY_HITS
 
-    On SQLite a common word matches tens of thousands of messages; looking each one up by id and
-    sorting them all costs ~80 ms at 100,000 messages. When the index says there are many hits,
-    the id test is made unindexable, so SQLite walks the (account, date) index newest first and
-    stops after one page (~6 ms); for a rare word, fetching the few hits by id stays cheaper.
+
+def _fulltext_filter(
+    qs: QuerySet[Message], terms: list[tuple[str | None, str]]
+) -> tuple[QuerySet[Message], bool]:
+    """Return QS limited to the messages matching TERMS, and whether they are many.
+
+    A common word matches tens of thousands of messages; looking each one up and sorting them all
+    costs ~80-100 ms at 100,000 messages on either database. With many hits the page is instead
+    read newest first from the (account, date) index, each message checked against the index, until
+    it is full (a few ms): on SQLite the id test is made unindexable (unary +) so the planner walks
+    the date index; on PostgreSQL the caller asks per account (see search_scopes). For a rare word
+    the few hits are fetched by id, which stays cheaper.
     """
     if not terms:
-        return qs
+        return qs, False
     if connection.vendor == "postgresql":
         expression = tsquery(terms)
         if not expression:
-            return qs
+            return qs, False
         sql = "SELECT message_id FROM mail_message_fts WHERE document @@ to_tsquery('simple', %s)"
         # The SQL is a constant; the user's words travel as a parameter.
-        return qs.filter(id__in=RawSQL(sql, [expression]))  # noqa: S611
+        return qs.filter(id__in=RawSQL(sql, [expression])), _many_hits(sql, expression)  # noqa: S611
     expression = fts5_query(terms)
     if not expression:
-        return qs
+        return qs, False
     sql = "SELECT rowid FROM mail_message_fts WHERE mail_message_fts MATCH %s"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM mail_message_fts WHERE mail_message_fts MATCH %s LIMIT %s)",
-            [expression, MANY_HITS + 1],
-        )
-        many = cursor.fetchone()[0] > MANY_HITS
-    if many:
-        return qs.alias(_walk_id=_NotIndexed("id")).filter(_walk_id__in=RawSQL(sql, [expression]))  # noqa: S611
-    return qs.filter(id__in=RawSQL(sql, [expression]))  # noqa: S611
+    if _many_hits(sql, expression):
+        return qs.alias(_walk_id=_NotIndexed("id")).filter(_walk_id__in=RawSQL(sql, [expression])), True  # noqa: S611
+    return qs.filter(id__in=RawSQL(sql, [expression])), False  # noqa: S611
 
 
 def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
 
 
-def search_scope(
+def search_scopes(
     user: AbstractBaseUser,
     query: ParsedQuery,
     *,
     folder: Folder | None = None,
     account_id: int | None = None,
-) -> QuerySet[Message]:
-    """Return USER's messages matching QUERY (within FOLDER or ACCOUNT_ID when given)."""
-    # The person's account ids as a list (not a join): the database can then read each account's
-    # messages in date order from the (account, date) index.
+) -> list[QuerySet[Message]]:
+    """Return USER's messages matching QUERY (within FOLDER or ACCOUNT_ID when given) as querysets
+    for list_page: one, or on PostgreSQL with many full-text hits one per account, each read newest
+    first from its (account, date) index (over several accounts at once PostgreSQL sorts them all)."""
     accounts = list(MailAccount.objects.filter(user_id=user.pk).values_list("id", flat=True))
-    qs = Message.objects.filter(account_id__in=accounts)
+    if folder is not None:
+        accounts = [folder.account_id] if folder.account_id in accounts else []
+    if account_id is not None:
+        accounts = [account_id] if account_id in accounts else []
+    qs = Message.objects.all()
     if folder is not None:
         qs = qs.filter(folder=folder)
-    if account_id is not None:
-        qs = qs.filter(account_id=account_id)
-    qs = _fulltext_filter(qs, query.terms)
+    qs, many = _fulltext_filter(qs, query.terms)
     if query.unread is not None:
         qs = qs.filter(seen=not query.unread)
     if query.flagged is not None:
@@ -365,7 +372,9 @@ def search_scope(
         qs = qs.filter(date__gte=_day_start(query.after))
     if query.before:
         qs = qs.filter(date__lt=_day_start(query.before))
-    return qs
+    if many and connection.vendor == "postgresql":
+        return [qs.filter(account_id=pk) for pk in accounts]
+    return [qs.filter(account_id__in=accounts)]
 
 
 def search_page(
@@ -381,5 +390,5 @@ def search_page(
     query = parse_query(text)
     if query.is_empty:
         return query, Page([], None)
-    scope = search_scope(user, query, folder=folder, account_id=account_id)
-    return query, list_page([scope], sort="date", cursor=cursor, page_size=page_size)
+    scopes = search_scopes(user, query, folder=folder, account_id=account_id)
+    return query, list_page(scopes, sort="date", cursor=cursor, page_size=page_size)
