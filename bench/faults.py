@@ -12,8 +12,8 @@ recovery from the fault to that state. Results go to bench/results/faults.json.
 
 Settings changed from the defaults, to keep the drill bounded: WEBMAIL_SYNC_LOCK_TTL=20 (120) so
 a dead worker's account lock expires sooner, WEBMAIL_UNDO_SEND_SECONDS=0 (10), and the outbox
-lease (600 s, a constant) of a message whose worker was killed is expired by the drill instead of
-waited for; the table adds those 600 s back to the time to recover.
+lease (webmail.compose.actions.outbox.LEASE_SECONDS, 150 s) of a message whose worker was killed is
+expired by the drill instead of waited for; the table adds the lease back to the time to recover.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ sys.path.insert(0, str(ROOT))
 from bench.imap_sync import seed_maildir, small_message  # noqa: E402
 from tests.mailstack.stack import MailStack, MailUser  # noqa: E402
 
-LEASE_SECONDS = 600  # webmail.compose.actions.outbox.LEASE_SECONDS
 SYSTEM_FLAGS = {"\\Seen", "\\Flagged", "\\Answered", "\\Draft", "\\Deleted"}
 
 
@@ -652,7 +651,9 @@ def kill_send_worker(drill: Drill, timeout: float) -> dict[str, Any]:
     log(f"killed send-1 with message {caught} in submission")
     proxy.delay = 0.0
     drill.cluster.wait_restarted("send-1", old)
-    # The killed attempt holds a 600 s lease: expire it instead of waiting (added back below).
+    from webmail.compose.actions.outbox import LEASE_SECONDS
+
+    # The killed attempt holds a lease: expire it instead of waiting (added back below).
     wait_until(lambda: drill.outbox_settled([i for i in ids if not caught or i != caught[0]]), timeout / 2)
     OutgoingMessage.objects.filter(pk__in=ids, state="sending").update(lease_expires_at=timezone.now())
     t1 = time.monotonic()
@@ -677,7 +678,7 @@ def kill_send_worker(drill: Drill, timeout: float) -> dict[str, Any]:
             "killed_message": list(caught) if caught else None,
             "others_done_s": round(t1 - t0, 1),
         },
-        note="time includes the 600 s outbox lease, expired by the drill",
+        note=f"time includes the {LEASE_SECONDS} s outbox lease, expired by the drill",
     )
 
 

@@ -153,7 +153,8 @@ class Message(models.Model):
 
 
 class MessageBody(models.Model):
-    """The raw RFC 822 bytes (zlib-compressed) and the readable text of a message.
+    """The raw RFC 822 bytes and the readable text of a message (compressed by webmail.mail.blobs:
+    zstandard; rows from before 2026-11-27 zlib).
 
     Kept apart from Message so that lists never load them.
     """
