@@ -18,6 +18,8 @@ from tests.mail.factories_reading import Canary, make_mailbox, make_message
 from webmail.mail.models import Message
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# The tests whose screenshots go to the README run on the real ASGI app (live_asgi), so that the
+# page's live connection is up in the pictures; Django's live server speaks no WebSocket.
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs" / "screenshots"
 
 
@@ -122,12 +124,12 @@ def mail(alice, canary, settings):
 
 
 def sign_in(page: Page, live_server, user) -> None:
+    """Give the browser a session for USER on LIVE_SERVER (Django's live server, or live_asgi's URL)."""
+    url = getattr(live_server, "url", live_server)
     client = Client()
     client.force_login(user)
     cookie = client.cookies[django_settings.SESSION_COOKIE_NAME].value
-    page.context.add_cookies(
-        [{"name": django_settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
-    )
+    page.context.add_cookies([{"name": django_settings.SESSION_COOKIE_NAME, "value": cookie, "url": url}])
 
 
 def shot(page: Page, artifacts_dir: Path, name: str, docs: bool = False) -> None:
@@ -146,12 +148,12 @@ def watch_script(page: Page) -> list[str]:
 
 
 def test_open_inbox_and_read_an_html_mail_with_remote_content(
-    page: Page, live_server, alice, mail, canary, artifacts_dir
+    page: Page, live_asgi, alice, mail, canary, artifacts_dir
 ):
     page.set_viewport_size({"width": 1366, "height": 860})
     script = watch_script(page)
-    sign_in(page, live_server, alice)
-    page.goto(live_server.url + "/")
+    sign_in(page, live_asgi, alice)
+    page.goto(live_asgi + "/")
     expect(page.get_by_role("heading", name="All inboxes")).to_be_visible()
     expect(page.locator(".msg-row")).to_have_count(13)
     expect(page.locator(".msg-row.unread").first).to_be_visible()
@@ -204,10 +206,10 @@ def test_hostile_mail_runs_no_script_and_fetches_nothing(
     shot(page, artifacts_dir, "hostile.png")
 
 
-def test_open_a_conversation(page: Page, live_server, alice, mail, artifacts_dir):
+def test_open_a_conversation(page: Page, live_asgi, alice, mail, artifacts_dir):
     page.set_viewport_size({"width": 1366, "height": 860})
-    sign_in(page, live_server, alice)
-    page.goto(live_server.url + "/")
+    sign_in(page, live_asgi, alice)
+    page.goto(live_asgi + "/")
     page.locator(".msg-link", has_text="Re: Trip to Lisbon").click()
     expect(page.get_by_text("3 messages in this conversation")).to_be_visible()
     expect(page.locator("#message-pane .plain", has_text="Booked! Confirmation below.")).to_be_visible()
@@ -218,7 +220,7 @@ def test_open_a_conversation(page: Page, live_server, alice, mail, artifacts_dir
     expect(page.locator("details.msg").nth(1).locator(".quote")).to_have_count(0)  # still collapsed
     shot(page, artifacts_dir, "conversation.png", docs=True)
     page.go_back()
-    expect(page).to_have_url(live_server.url + "/")
+    expect(page).to_have_url(live_asgi + "/")
 
 
 def test_download_an_attachment(page: Page, live_server, alice, mail):
@@ -303,10 +305,10 @@ def test_act_on_several_messages(page: Page, live_server, alice, mail):
     expect(rows).to_have_count(before - 3)
 
 
-def test_phone_width_single_pane(page: Page, live_server, alice, mail, artifacts_dir):
+def test_phone_width_single_pane(page: Page, live_asgi, alice, mail, artifacts_dir):
     page.set_viewport_size({"width": 360, "height": 740})
-    sign_in(page, live_server, alice)
-    page.goto(live_server.url + "/")
+    sign_in(page, live_asgi, alice)
+    page.goto(live_asgi + "/")
     expect(page.locator(".msg-row").first).to_be_visible()
     expect(page.locator("#message-pane")).to_be_hidden()
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
