@@ -17,7 +17,9 @@ from accounts.models import AuditEvent, TrustedSender
 @login_required
 def preferences(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and "forget_sender" in request.POST:
-        TrustedSender.objects.filter(user=request.user, pk=request.POST.get("forget_sender") or 0).delete()
+        chosen = request.POST.get("forget_sender", "")
+        if chosen.isdigit():
+            TrustedSender.objects.filter(user=request.user, pk=int(chosen)).delete()
         messages.success(request, _("Remote content from that sender is blocked again."))
         return redirect("preferences")
     profile = people.profile_for(request.user)

@@ -150,6 +150,7 @@ def test_a_trusted_sender_is_one_persons_choice(client, alice, bob, box):
     TrustedSender.objects.create(user=bob, email="news@example.test")
     client.force_login(bob)
     client.post("/settings/", {"forget_sender": TrustedSender.objects.get().pk + 1000})
+    assert client.post("/settings/", {"forget_sender": "not a number"}).status_code == 302
     client.force_login(alice)
     assert "/mail/image/?s=" not in srcdoc(client.get(f"/mail/message/{m.pk}/").content.decode())
     client.post(
