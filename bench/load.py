@@ -286,42 +286,19 @@ def main() -> int:
         ws_client_main(args)
         return 0
 
-    from bench.faults import Cluster, PrivatePostgres, PrivateRedis
+    from bench.services import BenchDatabase, Cluster, PrivateRedis, cluster_env
 
     work = Path(tempfile.mkdtemp(prefix="load-", dir="/tmp"))
     work.chmod(0o755)
-    pg: PrivatePostgres | None = PrivatePostgres(work) if os.geteuid() == 0 else None
-    shared_db = None
-    try:
-        assert pg is not None
-        db_url = pg.start()
-        subprocess.run(["psql", db_url, "-qc", "CREATE DATABASE webmail"], check=True, capture_output=True)
-        db_url = db_url.rsplit("/", 1)[0] + "/webmail"
-        db_note = "private PostgreSQL"
-    except Exception:
-        pg = None
-        base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-        shared_db = f"bench_load_{os.getpid()}"
-        subprocess.run(["psql", base, "-qc", f"CREATE DATABASE {shared_db}"], check=True, capture_output=True)
-        db_url = base.rsplit("/", 1)[0] + "/" + shared_db
-        db_note = "fresh database on the shared PostgreSQL"
+    database = BenchDatabase(work, "load")
+    db_url = database.start()
+    db_note = database.note
     redis = PrivateRedis(work)
     cluster = None
     arrivals = None
     try:
         redis.start()
-        from cryptography.fernet import Fernet
-
-        env = {
-            **{k: v for k, v in os.environ.items() if k != "WEBMAIL_MODE"},
-            "DJANGO_SETTINGS_MODULE": "webmail.settings",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": redis.url,
-            "WEBMAIL_VAR_DIR": str(work / "var"),
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "WEBMAIL_CREDENTIAL_KEYS": Fernet.generate_key().decode(),
-            "LOG_LEVEL": "WARNING",
-        }
+        env = cluster_env(work, db_url, redis.url, LOG_LEVEL="WARNING")
         os.environ.update(env)
         import django
 
@@ -378,11 +355,7 @@ def main() -> int:
         if cluster:
             cluster.stop()
         redis.stop()
-        if pg:
-            pg.stop()
-        if shared_db:
-            base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-            subprocess.run(["psql", base, "-qc", f"DROP DATABASE IF EXISTS {shared_db}"], capture_output=True)
+        database.stop()
         if os.environ.get("LOAD_KEEP_LOGS"):
             shutil.copytree(
                 work,

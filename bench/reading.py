@@ -211,7 +211,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=60)
-    parser.add_argument("--profile", metavar="METRIC", help="also print a cProfile of METRIC (e.g. search_many)")
+    parser.add_argument(
+        "--profile", metavar="METRIC", help="also print a cProfile of METRIC (e.g. search_many)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-reading-"))
     base_url = os.environ.get("DATABASE_URL", "")

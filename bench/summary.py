@@ -9,7 +9,17 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ["imap_sync", "pop3_sync", "reading", "reading_postgresql", "send", "push", "faults", "load", "load_think_3_10"]
+ORDER = [
+    "imap_sync",
+    "pop3_sync",
+    "reading",
+    "reading_postgresql",
+    "send",
+    "push",
+    "faults",
+    "load",
+    "load_think_3_10",
+]
 
 
 def main() -> None:
