@@ -34,6 +34,8 @@ app.conf.update(
         "sync-due-accounts": {"task": "sync.due", "schedule": 60.0, "options": {"expires": 55}},
         # Send-later messages, and any whose task was lost (a Redis restart): the outbox is the truth.
         "send-due": {"task": "send.due", "schedule": 30.0, "options": {"expires": 25}},
+        # Full-text indexing is started by each sync that stores mail; this catches a lost start.
+        "index-fulltext": {"task": "sync.index", "schedule": 60.0, "options": {"expires": 55}},
         "cleanup": {"task": "sync.cleanup", "schedule": 3600.0, "options": {"expires": 3000}},
     },
 )

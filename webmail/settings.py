@@ -279,6 +279,10 @@ WEBMAIL_WATCHER_CAPACITY = env_int("WEBMAIL_WATCHER_CAPACITY", 500, minimum=1)
 # Capabilities to pretend an IMAP server lacks (e.g. QRESYNC,CONDSTORE): for tests and for servers
 # whose implementation of an extension is broken.
 WEBMAIL_IMAP_DISABLED_CAPS = [c.upper() for c in env_list("WEBMAIL_IMAP_DISABLED_CAPS")]
+# Processes (per sync worker) that parse fetched mail, so parsing does not hold the worker's GIL
+# while it fetches and stores; unset: 1 on a machine with two cores or more, else 0 (a thread).
+_parse_processes = os.environ.get("WEBMAIL_SYNC_PARSE_PROCESSES", "").strip()
+WEBMAIL_SYNC_PARSE_PROCESSES = int(_parse_processes) if _parse_processes.isdigit() else None
 # Minutes between periodic syncs of each account (IDLE watchers make most syncs immediate).
 WEBMAIL_SYNC_INTERVAL = env_int("WEBMAIL_SYNC_INTERVAL", 2, minimum=1)
 

@@ -12,6 +12,7 @@ from email.utils import format_datetime
 from django.db import transaction
 
 from tests.accounts.factories import make_account
+from webmail.mail import fulltext
 from webmail.mail.actions.store import Incoming, refresh_counts, store_messages
 from webmail.mail.models import Folder, Message, SpecialUse
 
@@ -83,10 +84,11 @@ def build_raw(
 
 
 def store_raw(folder: Folder, raw: bytes, *, flags: tuple[str, ...] = (), uid: int | None = None) -> Message:
-    """Store RAW in FOLDER like a sync would and return the cached row."""
+    """Store RAW in FOLDER like a sync would (and index it, as the task started then would)."""
     with transaction.atomic():
         (row,) = store_messages(folder, [Incoming(uid or next(_uids), raw, flags)])
         refresh_counts(folder)
+    fulltext.index_pending()
     return Message.objects.get(pk=row.pk)
 
 

@@ -64,3 +64,32 @@ def test_store_keeps_raw_bytes_fixes_absurd_dates_and_skips_known_uids(alice):
     assert (row.seen, row.keywords) == (True, ["$X"])
     assert store_messages(folder, [Incoming(uid=3, raw=raw)]) == []
     assert Message.objects.filter(folder=folder).count() == 1
+
+
+def test_bulk_insert_values_are_what_django_would_store():
+    """insert_rows prepares JSON, datetimes and bytes itself on SQLite: the same values as Django."""
+    from datetime import timedelta, timezone
+
+    from django.db import connection
+
+    from webmail.mail.actions.store import _preparer
+    from webmail.mail.models import MessageBody
+
+    samples = {
+        Message._meta.get_field("to"): [[["Ann", "ann@example.test"]], [], [["é\u2603", "x@y"]]],
+        Message._meta.get_field("date"): [
+            datetime(2024, 5, 1, 12, 30, tzinfo=UTC),
+            datetime(2024, 5, 1, 12, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-7))),
+            None,
+        ],
+        MessageBody._meta.get_field("raw_compressed"): [b"\x00\x01raw", b""],
+    }
+    for field, values in samples.items():
+        prep = _preparer(field)
+        for value in values:
+            ours, django = prep(value), field.get_db_prep_save(value, connection)
+            if isinstance(django, memoryview):
+                django = bytes(django)
+            if hasattr(django, "obj"):  # psycopg's Jsonb wrapper (PostgreSQL: Django's own route)
+                ours, django = ours.obj, django.obj
+            assert ours == django, (field.name, value)

@@ -20,6 +20,7 @@ from webmail.mailcore.imapwire import (
     parse_search,
     parse_select,
     parse_sequence_set,
+    parse_sizes,
     parse_uid_mapping,
     quote_mailbox,
     split_literals,
@@ -128,6 +129,17 @@ def test_parse_fetch_message_leaves_other_shapes_to_the_general_parser():
     two = b"1 FETCH (UID 5 BODY[] {1}\r\nx BODY[HEADER] {1}\r\ny)"
     assert parse_fetch_message(two, b"BODY[]") is None
     assert parse_fetch_message(b"1 FETCH (UID 5 BODY[] {9}\r\nshort)", b"BODY[]") is None
+
+
+def test_parse_sizes_reads_the_listing_shape_and_leaves_others_to_the_general_parser():
+    responses = [
+        b"1 FETCH (UID 7 RFC822.SIZE 1234)",
+        b"2 fetch (rfc822.size 55 uid 9)",  # either order, any case
+        b"3 FETCH (UID 10 RFC822.SIZE 66 FLAGS (\\Seen))",  # more items: the general parser
+        b"4 FETCH (FLAGS (\\Seen) UID 11)",  # an unsolicited flag change: no size, left out
+        b"5 FETCH (RFC822.SIZE 12)",  # no UID: cannot be told apart from another message
+    ]
+    assert parse_sizes(responses) == {7: 1234, 9: 55, 10: 66}
 
 
 def test_parse_list_status_reads_folders_subscriptions_and_status():

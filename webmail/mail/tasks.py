@@ -55,3 +55,11 @@ def apply_changes(self, account_id: int) -> None:  # type: ignore[no-untyped-def
 def cleanup() -> None:
     """Housekeeping run by beat: remove conversations left empty by expunges."""
     schedule.do_delete_empty_threads()
+
+
+@shared_task(name="sync.index", acks_late=True, soft_time_limit=1500, time_limit=1560)
+def index_fulltext() -> None:
+    """Index the messages queued for full-text search (after a sync stored them; beat every minute)."""
+    from webmail.mail.fulltext import run_indexing
+
+    run_indexing()

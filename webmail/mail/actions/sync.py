@@ -34,6 +34,7 @@ from webmail.mail.actions.store import (
 from webmail.mail.events import send_event_on_commit
 from webmail.mail.locks import AccountLock, LockLost, account_lock, request_again, take_again_request
 from webmail.mail.models import Folder, Message, SpecialUse, SyncState
+from webmail.mail.walcheckpoint import checkpoints_aside
 from webmail.mailcore import types as imap_types
 from webmail.mailcore.errors import MailError
 from webmail.mailcore.imap import ImapSession, ListStatus
@@ -532,6 +533,22 @@ def _store_batches(
     lock: AccountLock | None,
     progress: Progress | None,
 ) -> int:
+    with checkpoints_aside() as committed:
+        return _store_each(
+            folder, batches, fetching, total, lock=lock, progress=progress, committed=committed
+        )
+
+
+def _store_each(
+    folder: Folder,
+    batches: list[list[int]],
+    fetching: Iterator[Fetched],
+    total: int,
+    *,
+    lock: AccountLock | None,
+    progress: Progress | None,
+    committed: threading.Event | None,
+) -> int:
     done = 0
     for batch, (fetched, parsing) in zip(batches, fetching, strict=False):
         with transaction.atomic():
@@ -559,6 +576,8 @@ def _store_batches(
                         },
                     },
                 )
+        if committed is not None:
+            committed.set()  # the WAL grew: the checkpoint thread may copy it into the database
         done += len(batch)
         if progress:
             progress(folder.name, done, total)

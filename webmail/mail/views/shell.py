@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import MailAccount
-from webmail.mail import search
+from webmail.mail import fulltext, search
 from webmail.mail.models import Folder, SpecialUse, SyncState
 from webmail.middleware import APP_CSP
 
@@ -89,6 +89,7 @@ class Listing:
     folder: Folder | None = None
     query: str = ""
     query_errors: list[str] = field(default_factory=list)
+    unindexed: int = 0  # search: the person's messages not yet in the full-text index
     sort: str = "date"
     conversations: bool = False
 
@@ -201,6 +202,11 @@ def search_listing(user: AbstractBaseUser, query: QueryDict, folder: Folder | No
     if query.get("after"):
         params["after"] = query.get("after", "")[:200]
     parsed, page = search.search_page(user, text, folder=folder, cursor=params.get("after"))
+    accounts = (
+        [folder.account_id]
+        if folder is not None
+        else MailAccount.objects.filter(user=user).values_list("pk", flat=True)
+    )
     return Listing(
         kind="search",
         title=_("Search"),
@@ -210,6 +216,7 @@ def search_listing(user: AbstractBaseUser, query: QueryDict, folder: Folder | No
         folder=folder,
         query=text,
         query_errors=parsed.errors,
+        unindexed=fulltext.pending_count(accounts) if parsed.terms else 0,
     )
 
 
