@@ -9,9 +9,10 @@ import pytest
 
 from tests.accounts.factories import make_account
 from webmail.mail import blobs
-from webmail.mail.actions.store import Incoming, clean, slim_for_parsing, store_messages
+from webmail.mail.actions.store import Incoming, store_messages
 from webmail.mail.models import Folder, Message
 from webmail.mailcore.mime import parse_message
+from webmail.mailcore.summary import clean, slim_for_parsing
 
 pytestmark = [pytest.mark.django_db]
 

@@ -25,10 +25,12 @@ from accounts.models import AccountState, MailAccount
 from webmail.mail.actions.changes import apply_pending
 from webmail.mail.actions.outcome import record_failure, record_success
 from webmail.mail.actions.store import (
+    POOL_MIN,
     Incoming,
     ParseJob,
     flag_fields,
     refresh_counts,
+    start_parse_pool,
     store_messages,
 )
 from webmail.mail.events import send_event_on_commit
@@ -517,6 +519,8 @@ def _fetch_new(
     total = len(sizes)
     SyncState.objects.filter(pk=folder.account_id).update(progress_total=F("progress_total") + total)
     batches = list(_batches(sizes))
+    if total >= POOL_MIN:
+        start_parse_pool()  # fork here, before the fetch thread runs, rather than in that thread
     done = 0
     # closing(): on an exception the fetch thread must stop before the session is closed.
     with contextlib.closing(_prefetch(session, folder, batches)) as fetching:
