@@ -603,12 +603,17 @@ def main() -> None:
     result = {
         "machine": f"{platform.node()} {platform.platform()} {os.cpu_count()} cpu, python {platform.python_version()}, {database}, load {load_at_start:.1f} at start",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python", "bench/imap_sync.py", *sys.argv[1:]]),
+        "command": " ".join(
+            (["DATABASE_URL=..."] if database != "sqlite" else [])
+            + [".venv/bin/python", "bench/imap_sync.py", *sys.argv[1:]]
+        ),
         "metrics": metrics,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    # The SQLite run is the file the README's targets read; a PostgreSQL run writes its own beside it.
+    path = RESULTS if database == "sqlite" else RESULTS.with_name("imap_sync_postgresql.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

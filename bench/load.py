@@ -126,6 +126,9 @@ def seed(people: int, messages: int, work: Path) -> list[dict[str, Any]]:
         )
         if p % 50 == 49:
             log(f"seeded {p + 1} people")
+    from webmail.mail import fulltext
+
+    fulltext.index_pending()  # as the indexing task would have after the syncs
     (work / "people.json").write_text(json.dumps(out))
     return out
 

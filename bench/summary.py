@@ -11,6 +11,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = [
     "imap_sync",
+    "imap_sync_postgresql",
     "pop3_sync",
     "reading",
     "reading_postgresql",

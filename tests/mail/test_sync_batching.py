@@ -64,8 +64,10 @@ def test_a_parse_pool_stores_exactly_what_the_sync_thread_stores(
         incoming_port=account.incoming_port,
         incoming_username=account.incoming_username,
     )
+    settings.WEBMAIL_SYNC_PARSE_PROCESSES = 0  # the parse thread
     do_sync_account(account.pk, folder_names=["INBOX"])
     settings.WEBMAIL_SYNC_PARSE_PROCESSES = 2
+    store.start_parse_pool(wait=True)  # else the first batches are parsed in the thread while it starts
 
     report = do_sync_account(other.pk, folder_names=["INBOX"])
 
@@ -82,7 +84,7 @@ def test_a_failing_parse_pool_falls_back_to_parsing_in_the_sync_thread(
             raise OSError("worker died")
 
     settings.WEBMAIL_SYNC_PARSE_PROCESSES = 2
-    monkeypatch.setattr(store, "_parse_pool", lambda size: Broken())
+    monkeypatch.setattr(store, "_usable_pool", lambda size: Broken())
     append_many(server, "INBOX", [message(i) for i in range(40)])
 
     report = do_sync_account(account.pk, folder_names=["INBOX"])
@@ -99,6 +101,7 @@ def test_billiard_starts_the_pool_inside_a_daemonic_process_like_a_celery_worker
     settings.WEBMAIL_SYNC_PARSE_PROCESSES = 1
 
     def run(out):
+        store.start_parse_pool(wait=True)
         items = [store.Incoming(uid=i + 1, raw=message(i)) for i in range(store.POOL_MIN)]
         job = store.ParseJob(Folder(pk=1, account_id=1), items)
         out.put((job._pending is not None, [row.subject for row, _text in job.rows()][:2]))
@@ -109,3 +112,19 @@ def test_billiard_starts_the_pool_inside_a_daemonic_process_like_a_celery_worker
     used_pool, subjects = out.get(timeout=60)
     child.join(10)
     assert used_pool and subjects == ["Message 0", "Message 1"]
+
+
+def test_batches_are_parsed_in_the_thread_while_the_pool_starts(settings):
+    """Starting a parse process takes about half a second: the sync does not wait for it."""
+    settings.WEBMAIL_SYNC_PARSE_PROCESSES = 1
+    store._close_pool()
+    items = [store.Incoming(uid=i + 1, raw=message(i)) for i in range(store.POOL_MIN)]
+
+    first = store.ParseJob(Folder(pk=1, account_id=1), items)
+
+    assert first._pending is None  # not waiting for the pool: the parse thread has it
+    assert [row.subject for row, _text in first.rows()][:2] == ["Message 0", "Message 1"]
+    store.start_parse_pool(wait=True)
+    later = store.ParseJob(Folder(pk=1, account_id=1), items)
+    assert later._pending is not None
+    assert [row.subject for row, _text in later.rows()] == [row.subject for row, _text in first.rows()]

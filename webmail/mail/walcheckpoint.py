@@ -4,7 +4,8 @@ With journal_mode=WAL, the connection whose commit crosses wal_autocheckpoint co
 the database file and syncs it, inside that commit: during an initial sync, 0.3-0.6 s of a
 10,000-message folder spent waiting in commits. ``checkpoints_aside()`` turns automatic
 checkpoints off for the sync's connection and runs PASSIVE checkpoints (which never block the
-writer or readers) from another connection in a thread, when the WAL has grown by WAL_STEP bytes.
+writer or readers) from another connection in a thread, after commits, while the WAL file is at
+least WAL_STEP bytes, at most every MIN_GAP seconds.
 On PostgreSQL, or any other database, it does nothing.
 """
 
@@ -22,6 +23,7 @@ from django.db import connection
 log = logging.getLogger(__name__)
 
 WAL_STEP = 64 * 1024 * 1024  # checkpoint when the WAL has grown by this much
+MIN_GAP = 0.5  # seconds between two checkpoints (a PASSIVE one with little to copy still costs)
 AUTOCHECKPOINT = 20000  # pages; what settings.py sets for every connection (restored on exit)
 
 
@@ -41,8 +43,11 @@ class _Checkpointer(threading.Thread):
             while not self.done.is_set():
                 self.wake.wait(1.0)
                 self.wake.clear()
+                if self.done.is_set():
+                    break
                 if self._wal_size() >= WAL_STEP:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.done.wait(MIN_GAP)
         except sqlite3.Error:
             log.warning("background checkpoint failed", exc_info=True)
         finally:
@@ -76,9 +81,9 @@ def checkpoints_aside() -> Iterator[threading.Event | None]:
     try:
         yield worker.wake
     finally:
+        # Not joined: a checkpoint under way finishes in its thread (the sync need not wait for it).
         worker.done.set()
         worker.wake.set()
-        worker.join(timeout=30)
         if connection.connection is not None:
             with connection.cursor() as cursor:
                 cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT}")

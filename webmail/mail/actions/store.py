@@ -107,11 +107,37 @@ def _parse_pool(size: int) -> Any | None:
     return pool
 
 
-def start_parse_pool() -> None:
-    """Start this process's parse pool now (if parsing in processes is on), from the calling thread."""
+def _usable_pool(size: int) -> Any | None:
+    """This process's pool of SIZE parse processes, if it is running (None while it starts)."""
+    pool = _POOL.get("pool")
+    if pool is not None and _POOL.get("size") == size and _POOL.get("pid") == os.getpid():
+        return pool
+    return None
+
+
+_STARTER: dict[str, Any] = {}
+
+
+def start_parse_pool(*, wait: bool = False) -> None:
+    """Start this process's parse pool in the background, if parsing in processes is on and it is
+    not running: a spawned interpreter takes about half a second to start, during which batches are
+    parsed in the parse thread instead of waiting. WAIT: return once it is up (tests)."""
     size = parse_processes()
-    if size and not (_POOL.get("failed") and _POOL.get("size") == size):
-        with _POOL_LOCK:
+    if not size or (_POOL.get("failed") and _POOL.get("size") == size) or _usable_pool(size):
+        return
+    with _POOL_LOCK:
+        starter = _STARTER.get("thread")
+        if starter is None or not starter.is_alive() or _STARTER.get("pid") != os.getpid():
+            starter = threading.Thread(target=_start_pool, args=(size,), name="parse-pool-start", daemon=True)
+            _STARTER.update(thread=starter, pid=os.getpid())
+            starter.start()
+    if wait:
+        starter.join(timeout=120)
+
+
+def _start_pool(size: int) -> None:
+    with _POOL_LOCK:
+        if _usable_pool(size) is None:
             _parse_pool(size)
 
 
@@ -145,9 +171,10 @@ class ParseJob:
         self._future: Future[list[Prepared]] | None = None
         size = parse_processes()
         if size and len(raws) >= POOL_MIN and not (_POOL.get("failed") and _POOL.get("size") == size):
-            with _POOL_LOCK:
-                pool = _parse_pool(size)
-            if pool is not None:
+            pool = _usable_pool(size)
+            if pool is None:
+                start_parse_pool()  # this batch is parsed in the thread; later ones in the pool
+            else:
                 try:
                     chunk = max(1, min(POOL_CHUNK, len(raws) // size))
                     self._pending = pool.map_async(summarize, raws, chunksize=chunk)  # Django-free
