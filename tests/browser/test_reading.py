@@ -279,6 +279,45 @@ def test_keyboard_navigation(page: Page, live_server, alice, mail):
     expect(page).to_have_url(re.compile(r"/mail/inboxes/$"))
 
 
+def test_an_action_is_confirmed_even_when_a_live_redraw_replaced_its_form(
+    page: Page, live_server, alice, mail
+):
+    """A live redraw of the list (another change) that lands while an action from the list is on its
+    way removes the form that sent it: the action's answer must still be heard."""
+    page.set_viewport_size({"width": 1366, "height": 860})
+    sign_in(page, live_server, alice)
+    page.goto(f"{live_server.url}/mail/folder/{mail['box']['inbox'].pk}/")
+    rows = page.locator(".msg-row")
+    before = rows.count()
+    # Hold answers in the page so the order is certain: the redraw's answer (asked for first) lands
+    # 0.4 s late, the action's 1.2 s late, i.e. after the redraw has replaced the list and its form.
+    page.evaluate(
+        """() => {
+          const open = XMLHttpRequest.prototype.open, send = XMLHttpRequest.prototype.send;
+          XMLHttpRequest.prototype.open = function (method, url) {
+            this.__late = String(url).includes("live=1") ? 400 : method.toUpperCase() === "POST" ? 1200 : 0;
+            return open.apply(this, arguments);
+          };
+          XMLHttpRequest.prototype.send = function () {
+            if (this.__late) {
+              const xhr = this, onload = this.onload, late = this.__late;
+              this.onload = function (e) { setTimeout(() => onload.call(xhr, e), late); };
+            }
+            return send.apply(this, arguments);
+          };
+          window.__form = document.getElementById("bulk");
+          document.body.dispatchEvent(new Event("mail-changed"));
+        }"""
+    )
+    page.wait_for_timeout(60)  # the redraw is asked for 25 ms after the change
+    page.keyboard.press("j")
+    page.keyboard.press("e")
+    expect(page.locator("#toast")).to_contain_text("Archived 1 message.", timeout=10_000)
+    assert page.evaluate("() => !window.__form.isConnected")
+    expect(rows).to_have_count(before - 1)
+    assert Message.objects.filter(folder__special_use="archive").count() == 1
+
+
 def test_act_on_several_messages(page: Page, live_server, alice, mail):
     page.set_viewport_size({"width": 1366, "height": 860})
     sign_in(page, live_server, alice)

@@ -29,7 +29,9 @@ def test_mark_read_and_unread_many(client, alice, box):
     client.force_login(alice)
     response = post(client, [a, b], "read", next=f"/mail/folder/{box['inbox'].pk}/")
     assert response.status_code == 200
-    assert json.loads(response["HX-Trigger"]) == {"mail-status": "Marked 2 messages read."}
+    assert json.loads(response["HX-Trigger"]) == {
+        "mail-status": {"value": "Marked 2 messages read.", "target": "body"}
+    }
     assert set(Message.objects.values_list("seen", flat=True)) == {True}
     assert b'hx-swap-oob="true"' in response.content and b'class="msg-row"' in response.content
     assert Folder.objects.get(pk=box["inbox"].pk).unread_count == 0

@@ -101,7 +101,10 @@ def act(request: HttpRequest) -> HttpResponse:
             context["show_message"] = False
         context["open_id"] = open_id
     response = render(request, "mail/_action_swap.html", context)
-    response.headers["HX-Trigger"] = json.dumps({"mail-status": status})
+    # Raised on <body>, not on the form that sent the action: a live redraw of the list (another
+    # change arriving meanwhile) may have removed that form, and an event on a detached element
+    # reaches no listener, so the person would never hear that the action was done.
+    response.headers["HX-Trigger"] = json.dumps({"mail-status": {"value": status, "target": "body"}})
     return response
 
 
