@@ -520,30 +520,20 @@ def _fetch_new(
     SyncState.objects.filter(pk=folder.account_id).update(progress_total=F("progress_total") + total)
     batches = list(_batches(sizes))
     if total >= POOL_MIN:
-        start_parse_pool()  # fork here, before the fetch thread runs, rather than in that thread
+        start_parse_pool()  # in the background: the first batches are parsed in the thread meanwhile
     done = 0
     # closing(): on an exception the fetch thread must stop before the session is closed.
-    with contextlib.closing(_prefetch(session, folder, batches)) as fetching:
-        done = _store_batches(folder, batches, fetching, total, lock=lock, progress=progress)
+    with (
+        contextlib.closing(_prefetch(session, folder, batches)) as fetching,
+        checkpoints_aside() as committed,
+    ):
+        done = _store_batches(
+            folder, batches, fetching, total, lock=lock, progress=progress, committed=committed
+        )
     return done
 
 
 def _store_batches(
-    folder: Folder,
-    batches: list[list[int]],
-    fetching: Iterator[Fetched],
-    total: int,
-    *,
-    lock: AccountLock | None,
-    progress: Progress | None,
-) -> int:
-    with checkpoints_aside() as committed:
-        return _store_each(
-            folder, batches, fetching, total, lock=lock, progress=progress, committed=committed
-        )
-
-
-def _store_each(
     folder: Folder,
     batches: list[list[int]],
     fetching: Iterator[Fetched],

@@ -11,26 +11,23 @@ import django.db
 from django.db import migrations
 
 
-def forward(apps, schema_editor):
+def _set(schema_editor, storage: str, compression: str) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute("ALTER TABLE mail_messagebody ALTER COLUMN raw_compressed SET STORAGE EXTERNAL")
+    schema_editor.execute(f"ALTER TABLE mail_messagebody ALTER COLUMN raw_compressed SET STORAGE {storage}")
     try:
         with django.db.transaction.atomic(using=schema_editor.connection.alias):
-            schema_editor.execute("ALTER TABLE mail_messagebody ALTER COLUMN text SET COMPRESSION lz4")
+            schema_editor.execute(f"ALTER TABLE mail_messagebody ALTER COLUMN text SET COMPRESSION {compression}")
     except django.db.DatabaseError:
         pass  # a server without lz4 keeps pglz
 
 
+def forward(apps, schema_editor):
+    _set(schema_editor, "EXTERNAL", "lz4")
+
+
 def backward(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    schema_editor.execute("ALTER TABLE mail_messagebody ALTER COLUMN raw_compressed SET STORAGE EXTENDED")
-    try:
-        with django.db.transaction.atomic(using=schema_editor.connection.alias):
-            schema_editor.execute("ALTER TABLE mail_messagebody ALTER COLUMN text SET COMPRESSION pglz")
-    except django.db.DatabaseError:
-        pass
+    _set(schema_editor, "EXTENDED", "pglz")
 
 
 class Migration(migrations.Migration):
