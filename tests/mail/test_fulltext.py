@@ -137,3 +137,14 @@ def test_a_store_while_a_task_is_queued_starts_no_second_one(alice, redis_server
     store_unindexed(inbox, 3, subject="Three", text="x\n")
     assert started == [1, 1]
     cache.delete(fulltext.QUEUED_FLAG)
+
+
+@pytest.mark.django_db
+def test_the_metrics_show_the_indexing_queue(client, alice):
+    inbox = make_mailbox(alice)["inbox"]
+    for uid in (1, 2, 3):
+        store_unindexed(inbox, uid, subject=f"Queued {uid}")
+    body = client.get("/metrics").content.decode()
+    assert "webmail_fulltext_pending 3.0" in body
+    fulltext.index_pending()
+    assert "webmail_fulltext_pending 0.0" in client.get("/metrics").content.decode()

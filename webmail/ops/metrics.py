@@ -67,6 +67,16 @@ class SystemCollector(Collector):
             lag.add_metric([str(account_id)], (now - finished).total_seconds())
         yield lag
 
+        from django.db import connection
+
+        pending = GaugeMetricFamily(
+            "webmail_fulltext_pending", "Stored messages waiting to be added to the full-text index"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM mail_fts_pending")
+            pending.add_metric([], cursor.fetchone()[0])
+        yield pending
+
         client = redis_client()
         queues = GaugeMetricFamily("webmail_queue_depth", "Tasks waiting per Celery queue", labels=["queue"])
         for name in ("sync", "send", "push"):
