@@ -54,6 +54,17 @@ def test_figures_match_the_fixture(fixture):
     cache = figures.cache_figures()
     assert cache["messages"] == 2 and cache["message_bytes"] == 2000
     assert 0 < cache["stored_bytes"] < 2000  # compressed
+    assert cache["unindexed"] == 2  # stored bodies wait for the full-text index task
+
+
+def test_the_overview_says_how_many_messages_wait_for_the_search_index(fixture, client, operator):
+    from webmail.mail import fulltext
+
+    client.force_login(operator)
+    page = client.get("/dashboard/").content.decode()
+    assert "2 messages waiting for the search index" in page
+    fulltext.index_pending()
+    assert "waiting for the search index" not in client.get("/dashboard/").content.decode()
 
 
 def test_send_series_counts_sent_and_failed(fixture, alice):

@@ -82,6 +82,7 @@ def is_lagging(account: MailAccount, now: datetime) -> bool:
 
 
 def cache_figures() -> dict[str, int]:
+    from webmail.mail import fulltext
     from webmail.mail.models import Message, MessageBody
 
     messages = Message.objects.aggregate(count=Count("pk"), size=Sum("size"))
@@ -90,6 +91,7 @@ def cache_figures() -> dict[str, int]:
         "messages": messages["count"] or 0,
         "message_bytes": messages["size"] or 0,
         "stored_bytes": stored["bytes"] or 0,
+        "unindexed": fulltext.pending_total(),
     }
 
 

@@ -95,6 +95,13 @@ def pending_count(account_ids: Iterable[int]) -> int:
         return cursor.fetchone()[0]
 
 
+def pending_total() -> int:
+    """How many messages (of everyone) wait to be indexed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM mail_fts_pending")
+        return cursor.fetchone()[0]
+
+
 def request_indexing() -> None:
     """Start an indexing task when the current transaction commits (at once outside one).
 

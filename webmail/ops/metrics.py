@@ -67,14 +67,12 @@ class SystemCollector(Collector):
             lag.add_metric([str(account_id)], (now - finished).total_seconds())
         yield lag
 
-        from django.db import connection
+        from webmail.mail import fulltext
 
         pending = GaugeMetricFamily(
             "webmail_fulltext_pending", "Stored messages waiting to be added to the full-text index"
         )
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM mail_fts_pending")
-            pending.add_metric([], cursor.fetchone()[0])
+        pending.add_metric([], fulltext.pending_total())
         yield pending
 
         client = redis_client()
