@@ -156,8 +156,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while a Celery worker writes.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
-        # A 64 MB page cache and checkpoints every ~80 MB of WAL: a sync writes bodies and their
-        # full-text index in bulk, and the default 2 MB cache and 4 MB checkpoints cost 10-15 %.
+        # A 64 MB page cache and checkpoints every ~80 MB of WAL: a sync writes bodies in bulk (and
+        # moves its checkpoints to a thread, webmail/mail/walcheckpoint.py), the indexing task the
+        # full-text index; the default 2 MB cache and 4 MB checkpoints cost 10-15 %.
         "init_command": (
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; "
             "PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=20000;"

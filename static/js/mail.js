@@ -138,8 +138,12 @@
   });
 
   document.body.addEventListener("mail-status", (event) => toast(event.detail.value || "", false));
+  // An action's refusal comes as a mail-error raised on <body> (heard even when a live redraw has
+  // removed the form that sent it); other failed requests are told by htmx:responseError.
+  document.body.addEventListener("mail-error", (event) => toast(event.detail.value || "", true));
   document.body.addEventListener("htmx:responseError", (event) => {
     const xhr = event.detail.xhr;
+    if (xhr && (xhr.getResponseHeader("HX-Trigger") || "").indexOf("mail-error") >= 0) return;
     const text = xhr && xhr.getResponseHeader("Content-Type") && xhr.getResponseHeader("Content-Type").startsWith("text/plain")
       ? xhr.responseText : (strings().actionFailed || "That did not work. Nothing was changed; please try again.");
     toast(text, true);

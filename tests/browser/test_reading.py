@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -316,6 +317,23 @@ def test_an_action_is_confirmed_even_when_a_live_redraw_replaced_its_form(
     assert page.evaluate("() => !window.__form.isConnected")
     expect(rows).to_have_count(before - 1)
     assert Message.objects.filter(folder__special_use="archive").count() == 1
+
+    # A refusal is heard the same way (its text, shown as an error).
+    refusal = json.dumps({"mail-error": {"value": "Refused on purpose.", "target": "body"}})
+    page.route(
+        "**/mail/actions/",
+        lambda route: route.fulfill(
+            status=409,
+            body="Refused on purpose.",
+            headers={"HX-Trigger": refusal, "Content-Type": "text/plain"},
+        ),
+    )
+    page.evaluate("() => { document.body.dispatchEvent(new Event('mail-changed')); }")
+    page.wait_for_timeout(60)
+    page.keyboard.press("j")
+    page.keyboard.press("e")
+    expect(page.locator("#toast")).to_contain_text("Refused on purpose.", timeout=10_000)
+    expect(page.locator("#toast")).to_have_class(re.compile("error"))
 
 
 def test_act_on_several_messages(page: Page, live_server, alice, mail):

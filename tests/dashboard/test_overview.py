@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import AccountState
 from tests.accounts.factories import make_account
+from tests.mail.factories_reading import empty_fulltext_queue
 from webmail.dashboard import figures
 from webmail.mail.blobs import pack
 from webmail.mail.models import Folder, Message, MessageBody, SyncState
@@ -30,6 +31,7 @@ def fixture(alice, bob, operator, django_user_model):
     make_account(bob, name="conn", state=AccountState.CONNECTION_FAILING)
     make_account(bob, name="off", state=AccountState.DISABLED)
     folder = Folder.objects.create(account=fine, name="INBOX")
+    empty_fulltext_queue()
     for uid in (1, 2):
         m = Message.objects.create(
             account=fine, folder=folder, uid=uid, internal_date=now, date=now, size=1000

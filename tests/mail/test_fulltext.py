@@ -7,11 +7,16 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from tests.mail.factories_reading import build_raw, make_mailbox
+from tests.mail.factories_reading import build_raw, empty_fulltext_queue, make_mailbox
 from webmail.mail import fulltext
 from webmail.mail.actions.store import Incoming, store_messages
 from webmail.mail.models import Message, MessageBody
 from webmail.mail.search import search_page
+
+
+@pytest.fixture(autouse=True)
+def fresh_queue(db):
+    empty_fulltext_queue()
 
 
 def store_unindexed(folder, uid: int, **fields) -> Message:

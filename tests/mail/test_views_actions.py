@@ -66,7 +66,8 @@ def test_delete_moves_to_trash_then_deleting_from_trash_needs_confirmation(clien
     post(client, [m], "delete")
     assert Message.objects.get(pk=m.pk).folder_id == box["trash"].pk
     response = post(client, [m], "delete")
-    assert response.status_code == 409 and "confirm" in json.loads(response["HX-Trigger"])["mail-error"]
+    error = json.loads(response["HX-Trigger"])["mail-error"]
+    assert response.status_code == 409 and "confirm" in error["value"] and error["target"] == "body"
     assert Message.objects.filter(pk=m.pk).exists()
     page = client.post("/mail/actions/", {"ids": [m.pk], "action": "delete"})
     assert b"Delete for good?" in page.content

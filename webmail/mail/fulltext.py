@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable
+import secrets
+from collections.abc import Callable, Iterable
 
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 CHUNK = 500  # messages per indexing transaction (on SQLite, how long a sync may wait for the lock)
 QUEUED_FLAG = "fulltext:queued"  # set while an indexing task is queued or running
 QUEUED_TTL = 300  # ... at most this long, should that task die without clearing it
+RUNNING_LOCK = "fulltext:running"  # held by the one indexer at work (a task from a commit or beat)
+RUNNING_TTL = 120  # seconds; renewed after every chunk, so a killed indexer frees it soon
 
 _schema = importlib.import_module("webmail.mail.migrations.0002_message_fulltext")
 _SQLITE_INSERT = (
@@ -41,8 +44,11 @@ _PG_UPSERT = (
 )
 
 
-def index_chunk(limit: int = CHUNK) -> int:
-    """Index up to LIMIT queued messages (oldest first) in one transaction; return how many left the queue."""
+def index_chunk(limit: int = CHUNK) -> tuple[int, int]:
+    """Index up to LIMIT queued messages (oldest first) in one transaction.
+
+    Returns (queue rows taken, messages indexed): a queued id whose message is gone is only dropped.
+    """
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Two indexers (two sync workers) take different rows instead of waiting for each other.
@@ -51,30 +57,38 @@ def index_chunk(limit: int = CHUNK) -> int:
                 [limit],
             )
             ids = [row[0] for row in cursor.fetchall()]
+            indexed = 0
             if ids:
                 cursor.execute(_PG_UPSERT, [ids])
+                indexed = cursor.rowcount
                 cursor.execute("DELETE FROM mail_fts_pending WHERE message_id = ANY(%s)", [ids])
-            return len(ids)
+            return len(ids), max(0, indexed)
         cursor.execute("SELECT message_id FROM mail_fts_pending ORDER BY message_id LIMIT %s", [limit])
         ids = [row[0] for row in cursor.fetchall()]
+        indexed = 0
         if ids:
             marks = ", ".join(["%s"] * len(ids))
             cursor.execute(f"DELETE FROM mail_message_fts WHERE rowid IN ({marks})", ids)  # noqa: S608
             cursor.execute(_SQLITE_INSERT.format(ids=marks), ids)
+            indexed = cursor.rowcount
             cursor.execute(f"DELETE FROM mail_fts_pending WHERE message_id IN ({marks})", ids)  # noqa: S608
-        return len(ids)
+        return len(ids), max(0, indexed)
 
 
-def index_pending(max_messages: int | None = None) -> int:
-    """Index the queue until it is empty (or MAX_MESSAGES were done); return how many were indexed."""
-    done = 0
-    while max_messages is None or done < max_messages:
-        step = CHUNK if max_messages is None else min(CHUNK, max_messages - done)
-        n = index_chunk(step)
-        done += n
-        if n < step:
+def index_pending(max_messages: int | None = None, *, between: Callable[[], object] | None = None) -> int:
+    """Index the queue until it is empty (or MAX_MESSAGES were taken); return how many were indexed.
+
+    BETWEEN is called after each chunk (the task renews its lock there)."""
+    taken = indexed = 0
+    while max_messages is None or taken < max_messages:
+        step = CHUNK if max_messages is None else min(CHUNK, max_messages - taken)
+        took, done = index_chunk(step)
+        taken, indexed = taken + took, indexed + done
+        if between is not None:
+            between()
+        if took < step:
             break
-    return done
+    return indexed
 
 
 def pending_count(account_ids: Iterable[int]) -> int:
@@ -132,12 +146,38 @@ def _start_task() -> None:
 def run_indexing() -> int:
     """The task's body: index until the queue is empty, clear the flag, and look once more.
 
-    A store that commits while this runs finds the flag set and starts nothing; it committed
-    before the flag was cleared, so the last look finds its messages.
+    One indexer at a time (RUNNING_LOCK): a second one (beat's, or a start that found a run
+    under way) returns at once, since the one at work clears the flag and looks again before it
+    stops. A store that commits while this runs finds the flag set and starts nothing; it
+    committed before the flag was cleared, so the last look finds its messages. Without Redis
+    the lock cannot be taken: indexing goes ahead (two indexers only wait on each other).
     """
-    done = index_pending()
+    token = secrets.token_hex(8)
     try:
-        cache.delete(QUEUED_FLAG)
+        if not cache.add(RUNNING_LOCK, token, timeout=RUNNING_TTL):
+            return 0
     except Exception:
-        log.debug("cannot clear the indexing flag", exc_info=True)
-    return done + index_pending()
+        log.warning("cannot reach the cache for the indexing lock", exc_info=True)
+        token = ""
+
+    def renew() -> None:
+        if token:
+            try:
+                cache.touch(RUNNING_LOCK, RUNNING_TTL)
+            except Exception:
+                log.debug("cannot renew the indexing lock", exc_info=True)
+
+    try:
+        done = index_pending(between=renew)
+        try:
+            cache.delete(QUEUED_FLAG)
+        except Exception:
+            log.debug("cannot clear the indexing flag", exc_info=True)
+        return done + index_pending(between=renew)
+    finally:
+        if token:
+            try:
+                if cache.get(RUNNING_LOCK) == token:
+                    cache.delete(RUNNING_LOCK)
+            except Exception:
+                log.debug("cannot release the indexing lock", exc_info=True)

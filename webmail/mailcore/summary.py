@@ -1,8 +1,8 @@
 """What the cache keeps of a message, from its raw bytes: the parse step of a sync.
 
 Pure Python with no Django, so a sync can run it in a parse process started fresh ("spawn"),
-which then holds only what parsing needs instead of a copy of the worker (see
-webmail/mail/actions/store.py).
+which then holds the parser (and the Celery app the webmail package imports) instead of a copy of
+the worker (see webmail/mail/actions/store.py).
 """
 
 from __future__ import annotations

@@ -93,13 +93,21 @@ def _parse_pool(size: int) -> Any | None:
     if pool is not None and _POOL.get("size") == size and _POOL.get("pid") == os.getpid():
         return pool
     _close_pool()
+    pool = None
     try:
         import billiard
 
-        # "spawn": a fresh interpreter that imports only the parser (about 40 MB), not a fork of
-        # the worker, whose pages would be copied one by one as either process touches them.
+        # "spawn": a fresh interpreter (about 40 MB: the parser, and the Celery app that importing
+        # the webmail package loads; no models), not a fork of the worker, whose pages would be
+        # copied one by one as either process touches them.
         pool = billiard.get_context("spawn").Pool(processes=size, maxtasksperchild=5000)
-    except Exception:  # no billiard, no fork, resource limits: parse in-process
+        # Published only once a child answers: until then (about 0.4 s of interpreter start-up)
+        # batches are parsed in the thread instead of waiting in the pool's queue.
+        pool.apply_async(len, (b"",)).get(timeout=60)
+    except Exception:  # no billiard, no process, resource limits: parse in-process
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                pool.terminate()
         log.warning("cannot start %s parse processes; parsing in the sync thread", size, exc_info=True)
         _POOL.update(pool=None, size=size, pid=os.getpid(), failed=True)
         return None
@@ -427,9 +435,10 @@ def _preparer(field: models.Field) -> Callable[[Any], Any]:
     """Return how to turn FIELD's values into database parameters.
 
     On SQLite, the three kinds a sync writes in bulk are done directly, as Django's SQLite
-    operations would (JSON text with the default encoder, UTC datetimes as naive ISO text, bytes as
-    they are): Django's generic route costs about 10 us a value, 0.3 s of a 10,000-message sync's
-    storing thread. Anything unusual (and every value on other databases) takes Django's route.
+    operations would (JSON text with the default encoder, datetimes as naive ISO text in the
+    connection's time zone, bytes as they are): Django's generic route costs about 10 us a value,
+    0.3 s of a 10,000-message sync's storing thread. Anything unusual (and every value on other
+    databases) takes Django's route.
     """
 
     def django(value: Any) -> Any:
@@ -441,12 +450,12 @@ def _preparer(field: models.Field) -> Callable[[Any], Any]:
         return lambda value: json.dumps(value) if type(value) in (list, dict) else django(value)
     if isinstance(field, models.DateTimeField):
 
-        def naive_utc(value: Any) -> Any:
+        def naive_in_db_zone(value: Any) -> Any:
             if type(value) is datetime and value.tzinfo is not None:
-                return str(value.astimezone(UTC).replace(tzinfo=None))
+                return str(value.astimezone(connection.timezone).replace(tzinfo=None))
             return django(value)
 
-        return naive_utc
+        return naive_in_db_zone
     if isinstance(field, models.BinaryField):
         return lambda value: value if type(value) is bytes else django(value)
     return django

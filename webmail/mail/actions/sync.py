@@ -36,7 +36,7 @@ from webmail.mail.actions.store import (
 from webmail.mail.events import send_event_on_commit
 from webmail.mail.locks import AccountLock, LockLost, account_lock, request_again, take_again_request
 from webmail.mail.models import Folder, Message, SpecialUse, SyncState
-from webmail.mail.walcheckpoint import checkpoints_aside
+from webmail.mail.walcheckpoint import Checkpoints, checkpoints_aside
 from webmail.mailcore import types as imap_types
 from webmail.mailcore.errors import MailError
 from webmail.mailcore.imap import ImapSession, ListStatus
@@ -525,10 +525,10 @@ def _fetch_new(
     # closing(): on an exception the fetch thread must stop before the session is closed.
     with (
         contextlib.closing(_prefetch(session, folder, batches)) as fetching,
-        checkpoints_aside() as committed,
+        checkpoints_aside() as checkpoints,
     ):
         done = _store_batches(
-            folder, batches, fetching, total, lock=lock, progress=progress, committed=committed
+            folder, batches, fetching, total, lock=lock, progress=progress, checkpoints=checkpoints
         )
     return done
 
@@ -541,7 +541,7 @@ def _store_batches(
     *,
     lock: AccountLock | None,
     progress: Progress | None,
-    committed: threading.Event | None,
+    checkpoints: Checkpoints | None,
 ) -> int:
     done = 0
     for batch, (fetched, parsing) in zip(batches, fetching, strict=False):
@@ -570,8 +570,8 @@ def _store_batches(
                         },
                     },
                 )
-        if committed is not None:
-            committed.set()  # the WAL grew: the checkpoint thread may copy it into the database
+        if checkpoints is not None:  # about what the batch added to the WAL (bodies compress, text does not)
+            checkpoints.committed(sum(len(item.raw) for item in fetched))
         done += len(batch)
         if progress:
             progress(folder.name, done, total)

@@ -24,11 +24,11 @@ SQLITE_FORWARD = [
     "CREATE TRIGGER mail_messagebody_fts_au AFTER UPDATE OF text ON mail_messagebody BEGIN "
     "INSERT OR IGNORE INTO mail_fts_pending (message_id) VALUES (NEW.message_id); END",
     "CREATE TRIGGER mail_messagebody_fts_ad AFTER DELETE ON mail_messagebody BEGIN "
-    "DELETE FROM mail_message_fts WHERE rowid = OLD.message_id; "
-    "DELETE FROM mail_fts_pending WHERE message_id = OLD.message_id; END",
+    "DELETE FROM mail_fts_pending WHERE message_id = OLD.message_id; "
+    "DELETE FROM mail_message_fts WHERE rowid = OLD.message_id; END",
     "CREATE TRIGGER mail_message_fts_ad AFTER DELETE ON mail_message BEGIN "
-    "DELETE FROM mail_message_fts WHERE rowid = OLD.id; "
-    "DELETE FROM mail_fts_pending WHERE message_id = OLD.id; END",
+    "DELETE FROM mail_fts_pending WHERE message_id = OLD.id; "
+    "DELETE FROM mail_message_fts WHERE rowid = OLD.id; END",
 ]
 
 PG_FORWARD = [
@@ -36,9 +36,12 @@ PG_FORWARD = [
     "CREATE OR REPLACE FUNCTION mail_message_fts_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
     "INSERT INTO mail_fts_pending (message_id) VALUES (NEW.message_id) ON CONFLICT DO NOTHING; "
     "RETURN NULL; END $$",
+    # The queue row first: an indexer holding it (SELECT ... FOR UPDATE) makes this wait until its
+    # entry is committed, which the next statement then sees and deletes. The other order let an
+    # entry for a deleted message be written just after its deletion, and stay.
     "CREATE OR REPLACE FUNCTION mail_message_fts_forget() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-    "DELETE FROM mail_message_fts WHERE message_id = OLD.message_id; "
-    "DELETE FROM mail_fts_pending WHERE message_id = OLD.message_id; RETURN NULL; END $$",
+    "DELETE FROM mail_fts_pending WHERE message_id = OLD.message_id; "
+    "DELETE FROM mail_message_fts WHERE message_id = OLD.message_id; RETURN NULL; END $$",
 ]
 
 

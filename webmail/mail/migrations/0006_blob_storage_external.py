@@ -27,7 +27,7 @@ def forward(apps, schema_editor):
 
 
 def backward(apps, schema_editor):
-    _set(schema_editor, "EXTENDED", "pglz")
+    _set(schema_editor, "EXTENDED", "default")
 
 
 class Migration(migrations.Migration):

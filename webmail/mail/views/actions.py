@@ -39,7 +39,8 @@ def _status(action: str, count: int, target_name: str = "") -> str:
 
 def _error(request: HttpRequest, text: str, status: int = 400) -> HttpResponse:
     response = HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
-    response.headers["HX-Trigger"] = json.dumps({"mail-error": text})
+    # On <body>, like mail-status below: the form that sent the action may be gone by now.
+    response.headers["HX-Trigger"] = json.dumps({"mail-error": {"value": text, "target": "body"}})
     return response
 
 
