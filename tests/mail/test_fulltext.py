@@ -153,3 +153,18 @@ def test_the_metrics_show_the_indexing_queue(client, alice):
     assert "webmail_fulltext_pending 3.0" in body
     fulltext.index_pending()
     assert "webmail_fulltext_pending 0.0" in client.get("/metrics").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_indexer_at_a_time(alice, redis_server):
+    from django.core.cache import cache
+
+    inbox = make_mailbox(alice)["inbox"]
+    store_unindexed(inbox, 1, subject="Waiting", text="x\n")
+    cache.set(fulltext.RUNNING_LOCK, "another", timeout=60)  # an indexer is at work elsewhere
+    try:
+        assert fulltext.run_indexing() == 0 and len(queued()) == 1  # left to that one
+    finally:
+        cache.delete(fulltext.RUNNING_LOCK)
+    assert fulltext.run_indexing() == 1 and queued() == set()
+    assert cache.get(fulltext.RUNNING_LOCK) is None  # released when done
