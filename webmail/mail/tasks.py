@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown
 
 from webmail.mail.actions import schedule
 
@@ -63,3 +64,11 @@ def index_fulltext() -> None:
     from webmail.mail.fulltext import run_indexing
 
     run_indexing()
+
+
+@worker_process_shutdown.connect
+def close_parse_pool(**_kwargs: object) -> None:
+    """A prefork child leaves with os._exit (no atexit): stop its parse process here instead."""
+    from webmail.mail.actions.store import stop_parse_pool
+
+    stop_parse_pool()

@@ -156,6 +156,12 @@ def _close_pool() -> None:
             pool.terminate()
 
 
+def stop_parse_pool() -> None:
+    """Stop this process's parse pool, if it has one (a worker process shutting down)."""
+    with _POOL_LOCK:
+        _close_pool()
+
+
 atexit.register(_close_pool)
 
 
