@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -154,6 +155,11 @@ def _close_pool() -> None:
     if pool is not None and _POOL.get("pid") == os.getpid():
         with contextlib.suppress(Exception):
             pool.terminate()
+            pool.join()
+        # Its queues' semaphores are released when the pool object is collected; a process that
+        # leaves before that makes billiard's tracker warn of "leaked semaphores" at exit.
+        del pool
+        gc.collect()
 
 
 def stop_parse_pool() -> None:
