@@ -143,19 +143,19 @@ def _start_task() -> None:
             log.debug("cannot clear the indexing flag", exc_info=True)
 
 
-def run_indexing() -> int:
+def run_indexing() -> int | None:
     """The task's body: index until the queue is empty, clear the flag, and look once more.
 
     One indexer at a time (RUNNING_LOCK): a second one (beat's, or a start that found a run
-    under way) returns at once, since the one at work clears the flag and looks again before it
-    stops. A store that commits while this runs finds the flag set and starts nothing; it
+    under way) returns None at once, since the one at work clears the flag and looks again before
+    it stops; the task then tries again a little later, for mail stored after that last look. A store that commits while this runs finds the flag set and starts nothing; it
     committed before the flag was cleared, so the last look finds its messages. Without Redis
     the lock cannot be taken: indexing goes ahead (two indexers only wait on each other).
     """
     token = secrets.token_hex(8)
     try:
         if not cache.add(RUNNING_LOCK, token, timeout=RUNNING_TTL):
-            return 0
+            return None
     except Exception:
         log.warning("cannot reach the cache for the indexing lock", exc_info=True)
         token = ""

@@ -58,12 +58,17 @@ def cleanup() -> None:
     schedule.do_delete_empty_threads()
 
 
-@shared_task(name="sync.index", acks_late=True, soft_time_limit=1500, time_limit=1560)
-def index_fulltext() -> None:
-    """Index the messages queued for full-text search (after a sync stored them; beat every minute)."""
+@shared_task(name="sync.index", bind=True, acks_late=True, soft_time_limit=1500, time_limit=1560)
+def index_fulltext(self) -> None:  # type: ignore[no-untyped-def]
+    """Index the messages queued for full-text search (after a sync stored them; beat every minute).
+
+    Another indexer at work: come back shortly (mail stored after its last look is then taken;
+    beat's next run would take it anyway).
+    """
     from webmail.mail.fulltext import run_indexing
 
-    run_indexing()
+    if run_indexing() is None and self.request.retries < 6:
+        raise self.retry(countdown=5, max_retries=6)
 
 
 @worker_process_shutdown.connect
