@@ -72,25 +72,10 @@ class PrivatePostgres:
         self.dir.mkdir()
         os.chown(self.dir, pg.pw_uid, pg.pw_gid)
         self._run("initdb", "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres", "--no-sync")
-        self._run(
-            "pg_ctl",
-            "-D",
-            f"{self.dir}/data",
-            "-l",
-            f"{self.dir}/log",
-            "-w",
-            "start",
-            "-o",
-            f"'{self._opts()}'",
-        )
+        self._pg_ctl("start")
         return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _opts(self) -> str:
-        return (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        )
-
-    def restart(self) -> None:
+    def _pg_ctl(self, *action: str) -> None:
         # -l: without a log file the server inherits (and holds open) this process's pipes.
         self._run(
             "pg_ctl",
@@ -98,13 +83,19 @@ class PrivatePostgres:
             f"{self.dir}/data",
             "-l",
             f"{self.dir}/log",
-            "-m",
-            "fast",
             "-w",
-            "restart",
+            *action,
             "-o",
             f"'{self._opts()}'",
         )
+
+    def _opts(self) -> str:
+        return (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        )
+
+    def restart(self) -> None:
+        self._pg_ctl("-m", "fast", "restart")
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):

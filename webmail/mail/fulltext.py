@@ -93,12 +93,12 @@ def index_pending(max_messages: int | None = None, *, between: Callable[[], obje
 
 def pending_count(account_ids: Iterable[int]) -> int:
     """How many of these accounts' messages wait to be indexed (0 almost always)."""
-    ids = list(account_ids)
-    if not ids:
-        return 0
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM mail_fts_pending LIMIT 1")
         if cursor.fetchone() is None:
+            return 0  # the usual case: the account ids (a query, when lazy) are not needed
+        ids = list(account_ids)
+        if not ids:
             return 0
         marks = ", ".join(["%s"] * len(ids))
         cursor.execute(
