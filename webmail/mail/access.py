@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404
 
 from webmail.mail.models import Folder, Message, Thread
+from webmail.mail.prepared import PreparedQuery
 
 # More ids than this in one request is not a person clicking: refuse rather than load them all.
 MAX_IDS = 1000
@@ -24,24 +25,29 @@ def _as_id(value: object) -> int:
     return number
 
 
+# Every page loads its folder or message by id: compiled once (webmail/mail/prepared.py).
+_folder_by_id: PreparedQuery[Folder] = PreparedQuery(
+    lambda pk: Folder.objects.select_related("account").filter(pk=pk)[:1]
+)
+_message_by_id: PreparedQuery[Message] = PreparedQuery(
+    lambda pk: Message.objects.select_related("folder", "account").filter(pk=pk)[:1]
+)
+
+
 def access_folder(user: AbstractBaseUser, folder_id: object) -> Folder:
     """Return USER's folder FOLDER_ID (with its account), or raise Http404."""
-    folder = Folder.objects.select_related("account").filter(pk=_as_id(folder_id)).first()
-    if folder is None:
+    found = _folder_by_id(_as_id(folder_id))
+    if not found or found[0].account.user_id != user.pk:
         raise Http404("No such folder")
-    if folder.account.user_id != user.pk:
-        raise Http404("No such folder")
-    return folder
+    return found[0]
 
 
 def access_message(user: AbstractBaseUser, message_id: object) -> Message:
     """Return USER's message MESSAGE_ID (with its folder and account), or raise Http404."""
-    message = Message.objects.select_related("folder", "account").filter(pk=_as_id(message_id)).first()
-    if message is None:
+    found = _message_by_id(_as_id(message_id))
+    if not found or found[0].account.user_id != user.pk:
         raise Http404("No such message")
-    if message.account.user_id != user.pk:
-        raise Http404("No such message")
-    return message
+    return found[0]
 
 
 def access_messages(user: AbstractBaseUser, message_ids: Iterable[object]) -> list[Message]:

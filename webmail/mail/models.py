@@ -57,14 +57,23 @@ class Folder(models.Model):
 
     @property
     def display_name(self) -> str:
-        """Return the last path component (the whole name when there is no delimiter)."""
-        if self.special_use == SpecialUse.INBOX:
-            return str(_("Inbox"))
-        return self.name.rsplit(self.delimiter, 1)[-1] if self.delimiter else self.name
+        return folder_display_name(self.name, self.delimiter, self.special_use)
 
     @property
     def depth(self) -> int:
         return self.name.count(self.delimiter) if self.delimiter else 0
+
+
+def folder_display_name(name: str, delimiter: str, special_use: str) -> str:
+    """Return a folder's last path component (the whole name when there is no delimiter)."""
+    if special_use == SpecialUse.INBOX:
+        return str(_("Inbox"))
+    return name.rsplit(delimiter, 1)[-1] if delimiter else name
+
+
+def first_sync_running(done: int, total: int) -> bool:
+    """Whether an account's first sync is under way (it reported a total and has not reached it)."""
+    return total > 0 and done < total
 
 
 class Thread(models.Model):
@@ -187,7 +196,7 @@ class SyncState(models.Model):
 
     @property
     def in_first_sync(self) -> bool:
-        return self.progress_total > 0 and self.progress_done < self.progress_total
+        return first_sync_running(self.progress_done, self.progress_total)
 
 
 class Pop3Download(models.Model):

@@ -19,6 +19,7 @@ from webmail.mail import blobs
 from webmail.mail.access import access_message
 from webmail.mail.imageproxy import sniff_image
 from webmail.mail.models import Message, MessageBody
+from webmail.mail.prepared import PreparedQuery
 from webmail.mail.views.shell import folder_listing, folder_tree, with_person_time
 from webmail.mailcore.addresses import decode_header_value
 from webmail.mailcore.html import sanitize_html
@@ -47,11 +48,16 @@ class RenderedBody:
     missing: bool = False
 
 
+_stored_raw: PreparedQuery[bytes] = PreparedQuery(
+    lambda message_id: MessageBody.objects.filter(message_id=message_id).values_list(
+        "raw_compressed", flat=True
+    )[:1]
+)
+
+
 def raw_of(message: Message) -> bytes | None:
-    body = MessageBody.objects.filter(message_id=message.pk).only("raw_compressed").first()
-    if body is None:
-        return None
-    return blobs.unpack(body.raw_compressed)
+    stored = _stored_raw(message.pk)
+    return blobs.unpack(stored[0]) if stored else None
 
 
 def proxy_url(user_id: int, url: str) -> str:
@@ -139,15 +145,21 @@ def render_body(request: HttpRequest, message: Message) -> RenderedBody:
     return result
 
 
+_thread_messages: PreparedQuery[Message] = PreparedQuery(
+    lambda thread_id, account_id: (
+        Message.objects.filter(thread_id=thread_id, account_id=account_id, deleted=False)
+        .select_related("folder")
+        .order_by("date", "id")[:200]
+    ),
+    arity=2,
+)
+
+
 def conversation(message: Message) -> list[Message]:
     """Return the messages of MESSAGE's thread (same account), oldest first; at least MESSAGE."""
     if message.thread_id is None:
         return [message]
-    rows = list(
-        Message.objects.filter(thread_id=message.thread_id, account_id=message.account_id, deleted=False)
-        .select_related("folder")
-        .order_by("date", "id")[:200]
-    )
+    rows = _thread_messages(message.thread_id, message.account_id)
     return rows if any(m.pk == message.pk for m in rows) else [*rows, message]
 
 

@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import MailAccount
+from accounts.models import MailAccount, Profile
 from webmail.mail import fulltext, search
-from webmail.mail.models import Folder, SpecialUse, SyncState
+from webmail.mail.models import Folder, SpecialUse, SyncState, first_sync_running, folder_display_name
+from webmail.mail.prepared import PreparedQuery
 from webmail.middleware import APP_CSP
 
 # Mail HTML keeps its style="" attributes; its sandboxed srcdoc iframe inherits this page's policy.
@@ -48,32 +50,89 @@ def with_person_time(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     return wrapper
 
 
+@dataclass(slots=True)
+class TreeAccount:
+    pk: int
+    name: str
+    email: str
+
+
+@dataclass(slots=True)
+class TreeSync:
+    progress_done: int
+    progress_total: int
+
+    @property
+    def in_first_sync(self) -> bool:
+        return first_sync_running(self.progress_done, self.progress_total)
+
+
+@dataclass(slots=True)
+class TreeFolder:
+    """A folder as the tree and the "move to" menus show it."""
+
+    pk: int
+    account_id: int
+    name: str
+    delimiter: str
+    special_use: str
+    unread_count: int
+    total_count: int
+    selectable: bool
+
+    @property
+    def display_name(self) -> str:
+        return folder_display_name(self.name, self.delimiter, self.special_use)
+
+    @property
+    def depth(self) -> int:
+        return self.name.count(self.delimiter) if self.delimiter else 0
+
+
 @dataclass
 class AccountTree:
-    account: MailAccount
-    folders: list[Folder]
-    sync: SyncState | None
+    account: TreeAccount
+    folders: list[TreeFolder]
+    sync: TreeSync | None
+
+
+@functools.cache
+def _tree_sql() -> str:
+    """Every page draws the tree: one plain query (no ORM compilation, no model instances)."""
+    account, sync, folder = (m._meta.db_table for m in (MailAccount, SyncState, Folder))
+    columns = (
+        "a.id, a.name, a.email, s.progress_done, s.progress_total, f.id, f.name, f.delimiter, "
+        "f.special_use, f.unread_count, f.total_count, f.selectable"
+    )
+    return (  # table names from the models; the person's id is bound
+        f"SELECT {columns} "  # noqa: S608
+        f"FROM {account} a LEFT JOIN {sync} s ON s.account_id = a.id "
+        f"LEFT JOIN {folder} f ON f.account_id = a.id WHERE a.user_id = %s ORDER BY a.name, a.id"
+    )
+
+
+def _folder_order(folder: TreeFolder) -> tuple[int, str]:
+    use = folder.special_use
+    return (SPECIAL_ORDER.index(use) if use in SPECIAL_ORDER else 99, folder.name.lower())
 
 
 def folder_tree(user: AbstractBaseUser) -> list[AccountTree]:
-    """Return the person's accounts with their folders, special folders first (two queries)."""
-    accounts = list(MailAccount.objects.filter(user_id=user.pk).select_related("sync").order_by("name", "id"))
-    folders = Folder.objects.filter(account__user_id=user.pk).only(
-        "id", "account_id", "name", "delimiter", "special_use", "unread_count", "total_count", "selectable"
-    )
-    by_account: dict[int, list[Folder]] = {a.pk: [] for a in accounts}
-    for folder in folders:
-        by_account.setdefault(folder.account_id, []).append(folder)
-    trees = []
-    for account in accounts:
-        items = sorted(
-            by_account[account.pk],
-            key=lambda f: (
-                SPECIAL_ORDER.index(f.special_use) if f.special_use in SPECIAL_ORDER else 99,
-                f.name.lower(),
-            ),
-        )
-        trees.append(AccountTree(account, items, getattr(account, "sync", None)))
+    """Return the person's accounts with their folders, special folders first (one query)."""
+    trees: list[AccountTree] = []
+    with connection.cursor() as cursor:
+        cursor.execute(_tree_sql(), [user.pk])
+        rows = cursor.fetchall()
+    for account_id, name, email, done, total, *folder in rows:
+        if not trees or trees[-1].account.pk != account_id:
+            sync = TreeSync(done, total) if done is not None else None
+            trees.append(AccountTree(TreeAccount(account_id, name, email), [], sync))
+        if folder[0] is not None:
+            fid, fname, delimiter, use, unread, count, selectable = folder
+            trees[-1].folders.append(
+                TreeFolder(fid, account_id, fname, delimiter, use, unread, count, bool(selectable))
+            )
+    for tree in trees:
+        tree.folders.sort(key=_folder_order)
     return trees
 
 
@@ -137,12 +196,15 @@ def _list_params(query: QueryDict, *, allow_sort: bool = True) -> dict[str, str]
     return params
 
 
+_page_size: PreparedQuery[int] = PreparedQuery(
+    lambda user_id: Profile.objects.filter(user_id=user_id).values_list("messages_per_page", flat=True)[:1]
+)
+
+
 def page_size_for(user_id: int) -> int:
     """The person's "messages per page" setting (10-200), or the default."""
-    from accounts.models import Profile
-
-    chosen = Profile.objects.filter(user_id=user_id).values_list("messages_per_page", flat=True).first()
-    return min(200, max(10, chosen)) if chosen else search.PAGE_SIZE
+    chosen = _page_size(user_id)
+    return min(200, max(10, chosen[0])) if chosen and chosen[0] else search.PAGE_SIZE
 
 
 def folder_listing(folder: Folder, query: QueryDict) -> Listing:
