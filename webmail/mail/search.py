@@ -255,9 +255,20 @@ def folder_scope(folder: Folder) -> FolderScope:
     return FolderScope(folder.pk)
 
 
+_inbox_ids: PreparedQuery[int] = PreparedQuery(
+    lambda user_id: (
+        Folder.objects.filter(account__user_id=user_id, special_use=SpecialUse.INBOX)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+)
+account_ids: PreparedQuery[int] = PreparedQuery(
+    lambda user_id: MailAccount.objects.filter(user_id=user_id).order_by("id").values_list("id", flat=True)
+)
+
+
 def all_inboxes_scopes(user: AbstractBaseUser) -> list[FolderScope]:
-    inboxes = Folder.objects.filter(account__user_id=user.pk, special_use=SpecialUse.INBOX).order_by("id")
-    return [FolderScope(pk) for pk in inboxes.values_list("id", flat=True)]
+    return [FolderScope(pk) for pk in _inbox_ids(user.pk)]
 
 
 # --- search -----------------------------------------------------------------------------------------
@@ -391,7 +402,7 @@ def search_scopes(
     """Return USER's messages matching QUERY (within FOLDER or ACCOUNT_ID when given) as querysets
     for list_page: one, or on PostgreSQL with many full-text hits one per account, each read newest
     first from its (account, date) index (over several accounts at once PostgreSQL sorts them all)."""
-    accounts = list(MailAccount.objects.filter(user_id=user.pk).values_list("id", flat=True))
+    accounts = account_ids(user.pk)
     if folder is not None:
         accounts = [folder.account_id] if folder.account_id in accounts else []
     if account_id is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -254,6 +254,10 @@ def inboxes_listing(user: AbstractBaseUser, query: QueryDict) -> Listing:
     )
 
 
+def _lazy_account_ids(user_id: int) -> Iterator[int]:
+    yield from search.account_ids(user_id)
+
+
 def search_listing(user: AbstractBaseUser, query: QueryDict, folder: Folder | None) -> Listing:
     from django.utils.translation import gettext as _
 
@@ -264,11 +268,8 @@ def search_listing(user: AbstractBaseUser, query: QueryDict, folder: Folder | No
     if query.get("after"):
         params["after"] = query.get("after", "")[:200]
     parsed, page = search.search_page(user, text, folder=folder, cursor=params.get("after"))
-    accounts = (
-        [folder.account_id]
-        if folder is not None
-        else MailAccount.objects.filter(user=user).values_list("pk", flat=True)
-    )
+    # Read only when something waits to be indexed (a generator: nothing runs until then).
+    accounts = iter([folder.account_id]) if folder is not None else _lazy_account_ids(user.pk)
     return Listing(
         kind="search",
         title=_("Search"),
