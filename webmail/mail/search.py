@@ -47,11 +47,41 @@ _TOKEN_RE = re.compile(r'(-?)([a-z]+):(?:"([^"]*)"?|(\S+))|"([^"]*)"?|(\S+)', re
 _COLUMNS = {"subject": "A", "sender": "B", "recipients": "C", "body": "D"}
 
 
+@dataclass(slots=True)
+class ListRow:
+    """One message as a list shows it: the LIST_FIELDS values, read as plain values (building a
+    model instance per row cost a 50-row page ~0.7 ms)."""
+
+    id: int
+    folder_id: int
+    account_id: int
+    thread_id: int | None
+    seen: bool
+    flagged: bool
+    answered: bool
+    draft: bool
+    deleted: bool
+    date: datetime
+    size: int
+    subject: str
+    from_name: str
+    from_email: str
+    snippet: str
+    has_attachments: bool
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+assert tuple(ListRow.__dataclass_fields__) == LIST_FIELDS  # noqa: S101 - rows are read in this order
+
+
 @dataclass
 class Page:
     """One page of a listing: the rows, the cursor of the next page, and conversation sizes."""
 
-    messages: list[Message]
+    messages: list[ListRow]
     next_cursor: str | None
     thread_counts: dict[int, int] = field(default_factory=dict)
 
@@ -85,7 +115,7 @@ class ParsedQuery:
 # --- cursors ----------------------------------------------------------------------------------------
 
 
-def encode_cursor(sort: str, message: Message) -> str:
+def encode_cursor(sort: str, message: ListRow) -> str:
     name, _desc = _SORT_FIELDS[sort]
     value = getattr(message, name)
     if isinstance(value, datetime):
@@ -138,7 +168,7 @@ def _newest_of_thread(qs: QuerySet[Message], scope: QuerySet[Message]) -> QueryS
     return qs.filter(Q(thread__isnull=True) | ~Exists(newer))
 
 
-def _key(sort: str, m: Message) -> tuple:
+def _key(sort: str, m: ListRow) -> tuple:
     name, desc = _SORT_FIELDS[sort]
     value = getattr(m, name)
     if desc:
@@ -179,17 +209,17 @@ def _messages(scope: Scope) -> QuerySet[Message]:
 
 
 # (sort, rows) -> the first rows of a folder in that order (bounded: 4 sorts x page sizes 10-200).
-_first_pages: dict[tuple[str, int], PreparedQuery[Message]] = {}
+_first_pages: dict[tuple[str, int], PreparedQuery[tuple]] = {}
 
 
-def _first_rows(scope: FolderScope, sort: str, rows: int) -> list[Message]:
+def _first_rows(scope: FolderScope, sort: str, rows: int) -> list[tuple]:
     prepared = _first_pages.get((sort, rows))
     if prepared is None:
         prepared = _first_pages.setdefault(
             (sort, rows),
             PreparedQuery(
-                lambda folder_id: _after_cursor(
-                    FolderScope(folder_id).messages().only(*LIST_FIELDS), sort, None
+                lambda folder_id: _after_cursor(FolderScope(folder_id).messages(), sort, None).values_list(
+                    *LIST_FIELDS
                 )[:rows]
             ),
         )
@@ -211,17 +241,21 @@ def list_page(
     """
     sort = sort if sort in SORTS else "date"
     position = decode_cursor(sort, cursor)
-    candidates: list[Message] = []
+    candidates: list[ListRow] = []
     scope_list = list(scopes)
     for scope in scope_list:
         if isinstance(scope, FolderScope) and position is None and not conversations:
-            candidates.extend(_first_rows(scope, sort, page_size + 1))
-            continue
-        qs = _messages(scope).only(*LIST_FIELDS)
-        if conversations:
-            qs = _newest_of_thread(qs, _messages(scope))
-        candidates.extend(_after_cursor(qs, sort, position)[: page_size + 1])
-    rows = heapq.nsmallest(page_size + 1, candidates, key=lambda m: _key(sort, m))
+            values = _first_rows(scope, sort, page_size + 1)
+        else:
+            qs = _messages(scope)
+            if conversations:
+                qs = _newest_of_thread(qs, _messages(scope))
+            values = _after_cursor(qs, sort, position).values_list(*LIST_FIELDS)[: page_size + 1]
+        candidates.extend(ListRow(*row) for row in values)
+    if len(scope_list) == 1:  # already in order
+        rows = candidates
+    else:
+        rows = heapq.nsmallest(page_size + 1, candidates, key=lambda m: _key(sort, m))
     more = len(rows) > page_size
     rows = rows[:page_size]
     page = Page(rows, encode_cursor(sort, rows[-1]) if more and rows else None)
@@ -230,7 +264,7 @@ def list_page(
     return page
 
 
-def thread_counts(scopes: list[Scope], rows: list[Message]) -> dict[int, int]:
+def thread_counts(scopes: list[Scope], rows: list[ListRow]) -> dict[int, int]:
     """Return {thread id: messages of it in SCOPES} for the threads of ROWS."""
     ids = {m.thread_id for m in rows if m.thread_id}
     counts: dict[int, int] = {}
