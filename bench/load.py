@@ -58,6 +58,14 @@ def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
+def cpu_check() -> float:
+    """Seconds for a fixed pure-Python loop: how fast this shared machine is right now (0.65 s was
+    seen on a quiet one, over 1 s when other jobs held the cores)."""
+    started = time.perf_counter()
+    sum(i * i for i in range(10**7))
+    return round(time.perf_counter() - started, 3)
+
+
 def message(n: int, person: int, when: datetime) -> bytes:
     rng = random.Random(n * 7919 + person)
     words = " ".join(rng.choice(WORDS) for _ in range(8))
@@ -291,6 +299,7 @@ def main() -> int:
 
     from bench.services import BenchDatabase, Cluster, PrivateRedis, cluster_env
 
+    cpu_before = cpu_check()
     work = Path(tempfile.mkdtemp(prefix="load-", dir="/tmp"))
     work.chmod(0o755)
     database = BenchDatabase(work, "load")
@@ -367,6 +376,7 @@ def main() -> int:
                 ignore=shutil.ignore_patterns("pg*", "*.sock"),
             )
         shutil.rmtree(work, ignore_errors=True)
+    cpu_after = cpu_check()
     result = {
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_implementation()} {platform.python_version()}",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -381,6 +391,7 @@ def main() -> int:
             "capacity_2_web_p95_ms": {"value": cap2["p95_ms"], "unit": "ms"},
         },
         "runs": {"browsing": browsing, "capacity_2_web": cap2, "capacity_1_web": cap1, "websockets": sockets},
+        "cpu_check_s": {"before": cpu_before, "after": cpu_after},
         "arrivals": {
             "messages": arrivals.count if arrivals else 0,
             "errors": arrivals.errors if arrivals else 0,
