@@ -7,6 +7,10 @@ the private Redis), so that test runs side by side never share or stop each othe
 import os
 import tempfile
 
+# webmail/asgi.py freezes what a server process imported; in pytest's process that would keep
+# whatever is alive at that moment out of the collector for the rest of the run.
+os.environ.setdefault("WEBMAIL_GC_FREEZE", "0")
+
 if not os.environ.get("REDIS_URL") and not os.environ.get("WEBMAIL_VAR_DIR"):
     os.environ["WEBMAIL_VAR_DIR"] = tempfile.mkdtemp(prefix="webmail-test-")
     os.environ["WEBMAIL_TEST_OWNS_VAR_DIR"] = "1"

@@ -25,7 +25,7 @@ def test_access_folder_refuses_another_persons_folder(bob, inbox):
         access_folder(bob, inbox.pk)
 
 
-@pytest.mark.parametrize("bad", [999999, "x", None, -1, 0])
+@pytest.mark.parametrize("bad", [999999, "x", None, -1, 0, 2**63, "99999999999999999999"])
 def test_access_folder_treats_missing_and_garbled_ids_as_404(alice, bad):
     with pytest.raises(Http404):
         access_folder(alice, bad)
@@ -42,9 +42,10 @@ def test_access_message_refuses_another_persons_message(bob, inbox):
         access_message(bob, m.pk)
 
 
-def test_access_message_missing_is_404(alice):
+@pytest.mark.parametrize("bad", [424242, 2**63, "99999999999999999999"])
+def test_access_message_missing_is_404(alice, bad):
     with pytest.raises(Http404):
-        access_message(alice, 424242)
+        access_message(alice, bad)
 
 
 def test_access_messages_returns_all_own(alice, inbox):

@@ -34,3 +34,12 @@ def test_one_languages_pieces_never_leak_into_another():
     with translation.override("de"):
         german = DateFormatter("F, P")(moment)
     assert english.startswith("October") and german.startswith("Oktober")
+
+
+def test_a_formatter_keeps_its_language_when_called_under_another():
+    moment = datetime(2026, 10, 6, 9, 15, tzinfo=UTC)
+    with translation.override("de"):
+        german = DateFormatter("F")
+    with translation.override("en"):
+        assert german(moment) == "Oktober"
+        assert DateFormatter("F")(moment) == "October"

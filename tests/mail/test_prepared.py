@@ -73,6 +73,30 @@ def test_a_query_that_ignores_its_id_is_refused():
         prepared(1)
 
 
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda pk: Folder.objects.filter(pk=pk).select_for_update(),
+        lambda pk: Folder.objects.filter(pk=pk).prefetch_related("messages"),
+        lambda pk: Folder.objects.filter(pk=pk).union(Folder.objects.filter(pk=pk + 1)),
+    ],
+)
+def test_locking_prefetching_and_combined_queries_are_refused(build):
+    with pytest.raises(ValueError, match="cannot"):
+        PreparedQuery(build)(1)
+
+
+def test_an_id_beyond_64_bits_finds_nothing_instead_of_failing(alice):
+    inbox = make_mailbox(alice)["inbox"]
+    prepared = PreparedQuery(lambda pk: Folder.objects.filter(pk=pk))
+    assert prepared(inbox.pk) == [inbox]
+    assert prepared(2**63) == [] and prepared(-(2**63) - 1) == [] and prepared(10**30) == []
+
+
+def test_list_rows_carry_the_list_fields_in_order():
+    assert tuple(search.ListRow.__dataclass_fields__) == search.LIST_FIELDS
+
+
 def test_the_number_of_ids_is_checked():
     prepared = PreparedQuery(lambda a, b: Folder.objects.filter(pk=a, account_id=b), arity=2)
     with pytest.raises(TypeError):

@@ -12,6 +12,7 @@ from webmail.mail.prepared import PreparedQuery
 
 # More ids than this in one request is not a person clicking: refuse rather than load them all.
 MAX_IDS = 1000
+MAX_ID = 2**63 - 1  # the largest id a database column holds (a larger one is a missing object)
 
 
 def _as_id(value: object) -> int:
@@ -20,7 +21,7 @@ def _as_id(value: object) -> int:
         number = int(str(value))
     except (TypeError, ValueError):
         raise Http404("No such object")
-    if number < 1:
+    if not 1 <= number <= MAX_ID:
         raise Http404("No such object")
     return number
 

@@ -24,7 +24,28 @@ class SpecialUse(models.TextChoices):
     FLAGGED = "flagged", _("Flagged")
 
 
-class Folder(models.Model):
+class FolderNaming:
+    """How a folder is named in the tree and menus, from its name, delimiter and special use (shared
+    by the model and the folder tree's plain rows)."""
+
+    __slots__ = ()
+    name: str
+    delimiter: str
+    special_use: str
+
+    @property
+    def display_name(self) -> str:
+        """Return the last path component (the whole name when there is no delimiter)."""
+        if self.special_use == SpecialUse.INBOX:
+            return str(_("Inbox"))
+        return self.name.rsplit(self.delimiter, 1)[-1] if self.delimiter else self.name
+
+    @property
+    def depth(self) -> int:
+        return self.name.count(self.delimiter) if self.delimiter else 0
+
+
+class Folder(FolderNaming, models.Model):
     """One mailbox of an account, with the IMAP state needed for incremental sync (RFC 7162)."""
 
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="folders")
@@ -54,21 +75,6 @@ class Folder(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def display_name(self) -> str:
-        return folder_display_name(self.name, self.delimiter, self.special_use)
-
-    @property
-    def depth(self) -> int:
-        return self.name.count(self.delimiter) if self.delimiter else 0
-
-
-def folder_display_name(name: str, delimiter: str, special_use: str) -> str:
-    """Return a folder's last path component (the whole name when there is no delimiter)."""
-    if special_use == SpecialUse.INBOX:
-        return str(_("Inbox"))
-    return name.rsplit(delimiter, 1)[-1] if delimiter else name
 
 
 def first_sync_running(done: int, total: int) -> bool:

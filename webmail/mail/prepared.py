@@ -26,6 +26,7 @@ from django.db.models import QuerySet
 T = TypeVar("T")
 # Bound ids are replaced by these while compiling (far outside any real id).
 _MARKER_BASE = -(2**62)
+_SMALLEST, _LARGEST = -(2**63), 2**63 - 1
 
 
 class PreparedQuery(Generic[T]):
@@ -40,10 +41,12 @@ class PreparedQuery(Generic[T]):
     def _compile(self, alias: str) -> tuple[QuerySet[Any], Any, str, list[Any], list[int]]:
         markers = [_MARKER_BASE - n for n in range(self.arity)]
         queryset = self.build(*markers).using(alias)
-        if queryset._prefetch_related_lookups:
-            raise ValueError("a prepared query cannot prefetch")
-        compiler = queryset.query.get_compiler(using=alias)
+        query = queryset.query
+        if queryset._prefetch_related_lookups or query.select_for_update or query.combinator:
+            raise ValueError("a prepared query cannot prefetch, lock rows or combine queries")
+        compiler = query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
+        compiler.connection = None  # each call sets its own thread's connection
         params = list(params)
         slots = []
         for marker in markers:
@@ -66,7 +69,10 @@ class PreparedQuery(Generic[T]):
         queryset, compiled, sql, params, slots = entry
         bound = list(params)
         for slot, value in zip(slots, ids, strict=True):
-            bound[slot] = int(value)
+            number = int(value)
+            if not _SMALLEST <= number <= _LARGEST:
+                return []  # no row has an id a 64-bit column cannot hold (SQLite would raise)
+            bound[slot] = number
         # A copy of the compiler for this call: this thread's connection, this call's parameters.
         compiler = copy.copy(compiled)
         compiler.connection = connection

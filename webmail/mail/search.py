@@ -74,9 +74,6 @@ class ListRow:
         return self.id
 
 
-assert tuple(ListRow.__dataclass_fields__) == LIST_FIELDS  # noqa: S101 - rows are read in this order
-
-
 @dataclass
 class Page:
     """One page of a listing: the rows, the cursor of the next page, and conversation sizes."""
@@ -208,7 +205,7 @@ def _messages(scope: Scope) -> QuerySet[Message]:
     return scope.messages() if isinstance(scope, FolderScope) else scope
 
 
-# (sort, rows) -> the first rows of a folder in that order (bounded: 4 sorts x page sizes 10-200).
+# (sort, rows) -> the first rows of a folder in that order (at most 4 sorts x page sizes up to 200).
 _first_pages: dict[tuple[str, int], PreparedQuery[tuple]] = {}
 
 
@@ -244,7 +241,7 @@ def list_page(
     candidates: list[ListRow] = []
     scope_list = list(scopes)
     for scope in scope_list:
-        if isinstance(scope, FolderScope) and position is None and not conversations:
+        if isinstance(scope, FolderScope) and position is None and not conversations and page_size <= 200:
             values = _first_rows(scope, sort, page_size + 1)
         else:
             qs = _messages(scope)

@@ -153,16 +153,18 @@ _MINUTE_CODES = frozenset("aAfgGhHiP")  # ... and those that need only the hour 
 
 @functools.lru_cache(maxsize=4096)
 def _day_piece(language: str | None, code: str, day: date) -> str:
-    from django.utils import dateformat
+    from django.utils import dateformat, translation
 
-    return str(getattr(dateformat.DateFormat(day), code)())
+    with translation.override(language):
+        return str(getattr(dateformat.DateFormat(day), code)())
 
 
 @functools.lru_cache(maxsize=4096)
 def _minute_piece(language: str | None, code: str, hour: int, minute: int) -> str:
-    from django.utils import dateformat
+    from django.utils import dateformat, translation
 
-    return str(getattr(dateformat.DateFormat(datetime(2000, 1, 1, hour, minute)), code)())
+    with translation.override(language):
+        return str(getattr(dateformat.DateFormat(datetime(2000, 1, 1, hour, minute)), code)())
 
 
 class DateFormatter:

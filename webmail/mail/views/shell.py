@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import MailAccount, Profile
 from webmail.mail import fulltext, search
-from webmail.mail.models import Folder, SpecialUse, SyncState, first_sync_running, folder_display_name
+from webmail.mail.models import Folder, FolderNaming, SpecialUse, SyncState, first_sync_running
 from webmail.mail.prepared import PreparedQuery
 from webmail.middleware import APP_CSP
 
@@ -68,7 +68,7 @@ class TreeSync:
 
 
 @dataclass(slots=True)
-class TreeFolder:
+class TreeFolder(FolderNaming):
     """A folder as the tree and the "move to" menus show it."""
 
     pk: int
@@ -79,14 +79,6 @@ class TreeFolder:
     unread_count: int
     total_count: int
     selectable: bool
-
-    @property
-    def display_name(self) -> str:
-        return folder_display_name(self.name, self.delimiter, self.special_use)
-
-    @property
-    def depth(self) -> int:
-        return self.name.count(self.delimiter) if self.delimiter else 0
 
 
 @dataclass
@@ -99,15 +91,24 @@ class AccountTree:
 @functools.cache
 def _tree_sql() -> str:
     """Every page draws the tree: one plain query (no ORM compilation, no model instances)."""
+
+    def columns(alias: str, model: type, *fields: str) -> list[str]:
+        return [f"{alias}.{model._meta.get_field(name).column}" for name in fields]
+
     account, sync, folder = (m._meta.db_table for m in (MailAccount, SyncState, Folder))
-    columns = (
-        "a.id, a.name, a.email, s.progress_done, s.progress_total, f.id, f.name, f.delimiter, "
-        "f.special_use, f.unread_count, f.total_count, f.selectable"
+    names = ", ".join(
+        columns("a", MailAccount, "id", "name", "email")
+        + columns("s", SyncState, "progress_done", "progress_total")
+        + columns(
+            "f", Folder, "id", "name", "delimiter", "special_use", "unread_count", "total_count", "selectable"
+        )
     )
-    return (  # table names from the models; the person's id is bound
-        f"SELECT {columns} "  # noqa: S608
-        f"FROM {account} a LEFT JOIN {sync} s ON s.account_id = a.id "
-        f"LEFT JOIN {folder} f ON f.account_id = a.id WHERE a.user_id = %s ORDER BY a.name, a.id"
+    (s_account,) = columns("s", SyncState, "account")
+    (f_account,) = columns("f", Folder, "account")
+    a_id, a_name, a_user = columns("a", MailAccount, "id", "name", "user")
+    return (  # names from the models; the person's id is bound
+        f"SELECT {names} FROM {account} a LEFT JOIN {sync} s ON {s_account} = {a_id} "  # noqa: S608
+        f"LEFT JOIN {folder} f ON {f_account} = {a_id} WHERE {a_user} = %s ORDER BY {a_name}, {a_id}"
     )
 
 
