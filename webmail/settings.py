@@ -108,7 +108,8 @@ MIDDLEWARE = [
 ]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.ModelBackend",  # Django's, with a prepared query for the signed-in person
+    "django.contrib.auth.backends.ModelBackend",  # only for sessions made before the line above
 ]
 
 ROOT_URLCONF = "webmail.urls"

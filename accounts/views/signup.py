@@ -15,7 +15,7 @@ from accounts import people, signals
 from accounts.forms import SignupForm, VerifiedSignupForm
 from accounts.models import AuditEvent
 
-BACKEND = "django.contrib.auth.backends.ModelBackend"
+BACKEND = "accounts.backends.ModelBackend"
 
 
 @sensitive_post_parameters("password1", "password2")
