@@ -24,8 +24,10 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 
 T = TypeVar("T")
-# Bound ids are replaced by these while compiling (far outside any real id).
-_MARKER_BASE = -(2**62)
+# Bound ids are replaced by these while compiling: never a real id (ids are positive), and within a
+# 32-bit column's range (Django finds a value outside a field's range matches nothing and would not
+# compile the condition at all).
+_MARKER_BASE = -2_000_000_000
 _SMALLEST, _LARGEST = -(2**63), 2**63 - 1
 
 
