@@ -53,6 +53,12 @@ def test_access_messages_returns_all_own(alice, inbox):
     assert access_messages(alice, [str(b.pk), a.pk, b.pk]) == [a, b]
 
 
+def test_access_messages_treats_an_id_beyond_64_bits_as_missing(alice, inbox):
+    make_message(inbox)
+    with pytest.raises(Http404):
+        access_messages(alice, [2**63])
+
+
 def test_access_messages_refuses_when_one_is_not_yours(alice, bob, inbox):
     mine = make_message(inbox)
     theirs = make_message(make_mailbox(bob)["inbox"])

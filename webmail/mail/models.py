@@ -77,11 +77,6 @@ class Folder(FolderNaming, models.Model):
         return self.name
 
 
-def first_sync_running(done: int, total: int) -> bool:
-    """Whether an account's first sync is under way (it reported a total and has not reached it)."""
-    return total > 0 and done < total
-
-
 class Thread(models.Model):
     """A conversation: messages linked by Message-ID / In-Reply-To / References, across folders."""
 
@@ -182,7 +177,19 @@ class MessageBody(models.Model):
         return f"body of {self.message_id}"
 
 
-class SyncState(models.Model):
+class SyncProgress:
+    """Whether an account's first sync is under way (shared by the model and the folder tree's rows)."""
+
+    __slots__ = ()
+    progress_done: int
+    progress_total: int
+
+    @property
+    def in_first_sync(self) -> bool:
+        return self.progress_total > 0 and self.progress_done < self.progress_total
+
+
+class SyncState(SyncProgress, models.Model):
     """How an account's sync is going: progress of a first sync, failures and the retry schedule."""
 
     account = models.OneToOneField(
@@ -199,10 +206,6 @@ class SyncState(models.Model):
 
     def __str__(self) -> str:
         return f"sync of account {self.account_id}"
-
-    @property
-    def in_first_sync(self) -> bool:
-        return first_sync_running(self.progress_done, self.progress_total)
 
 
 class Pop3Download(models.Model):

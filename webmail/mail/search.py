@@ -9,6 +9,7 @@ can target one: subject, sender, recipients (To, Cc, Bcc) and body.
 from __future__ import annotations
 
 import base64
+import functools
 import heapq
 import json
 import re
@@ -205,22 +206,14 @@ def _messages(scope: Scope) -> QuerySet[Message]:
     return scope.messages() if isinstance(scope, FolderScope) else scope
 
 
-# (sort, rows) -> the first rows of a folder in that order (at most 4 sorts x page sizes up to 200).
-_first_pages: dict[tuple[str, int], PreparedQuery[tuple]] = {}
-
-
-def _first_rows(scope: FolderScope, sort: str, rows: int) -> list[tuple]:
-    prepared = _first_pages.get((sort, rows))
-    if prepared is None:
-        prepared = _first_pages.setdefault(
-            (sort, rows),
-            PreparedQuery(
-                lambda folder_id: _after_cursor(FolderScope(folder_id).messages(), sort, None).values_list(
-                    *LIST_FIELDS
-                )[:rows]
-            ),
-        )
-    return prepared(scope.folder_id)
+@functools.cache  # at most 4 sorts x page sizes up to 200 (list_page's bound)
+def _first_page_query(sort: str, rows: int) -> PreparedQuery[tuple]:
+    """The first ROWS of a folder in SORT order, as LIST_FIELDS values."""
+    return PreparedQuery(
+        lambda folder_id: _after_cursor(FolderScope(folder_id).messages(), sort, None).values_list(
+            *LIST_FIELDS
+        )[:rows]
+    )
 
 
 def list_page(
@@ -242,11 +235,11 @@ def list_page(
     scope_list = list(scopes)
     for scope in scope_list:
         if isinstance(scope, FolderScope) and position is None and not conversations and page_size <= 200:
-            values = _first_rows(scope, sort, page_size + 1)
+            values = _first_page_query(sort, page_size + 1)(scope.folder_id)
         else:
             qs = _messages(scope)
             if conversations:
-                qs = _newest_of_thread(qs, _messages(scope))
+                qs = _newest_of_thread(qs, qs)
             values = _after_cursor(qs, sort, position).values_list(*LIST_FIELDS)[: page_size + 1]
         candidates.extend(ListRow(*row) for row in values)
     if len(scope_list) == 1:  # already in order

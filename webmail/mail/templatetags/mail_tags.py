@@ -8,7 +8,7 @@ from datetime import date, datetime
 from html import escape as html_escape  # Django's escape, without its lazy-string check per call
 
 from django import template
-from django.utils import formats, timezone
+from django.utils import dateformat, formats, timezone, translation
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -153,16 +153,12 @@ _MINUTE_CODES = frozenset("aAfgGhHiP")  # ... and those that need only the hour 
 
 @functools.lru_cache(maxsize=4096)
 def _day_piece(language: str | None, code: str, day: date) -> str:
-    from django.utils import dateformat, translation
-
     with translation.override(language):
         return str(getattr(dateformat.DateFormat(day), code)())
 
 
 @functools.lru_cache(maxsize=4096)
 def _minute_piece(language: str | None, code: str, hour: int, minute: int) -> str:
-    from django.utils import dateformat, translation
-
     with translation.override(language):
         return str(getattr(dateformat.DateFormat(datetime(2000, 1, 1, hour, minute)), code)())
 
@@ -176,8 +172,6 @@ class DateFormatter:
     """
 
     def __init__(self, fmt: str) -> None:
-        from django.utils import dateformat, translation
-
         self.language = translation.get_language()
         self.parts: list[tuple[str, str]] = []
         for n, piece in enumerate(dateformat.re_formatchars.split(str(fmt))):
@@ -190,8 +184,6 @@ class DateFormatter:
                 self.parts.append((kind, piece))
 
     def __call__(self, value: datetime) -> str:
-        from django.utils import dateformat
-
         out, formatter = [], None
         for kind, piece in self.parts:
             if kind == "text":

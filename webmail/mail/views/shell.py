@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import MailAccount, Profile
 from webmail.mail import fulltext, search
-from webmail.mail.models import Folder, FolderNaming, SpecialUse, SyncState, first_sync_running
+from webmail.mail.models import Folder, FolderNaming, SpecialUse, SyncProgress, SyncState
 from webmail.mail.prepared import PreparedQuery
 from webmail.middleware import APP_CSP
 
@@ -58,13 +58,9 @@ class TreeAccount:
 
 
 @dataclass(slots=True)
-class TreeSync:
+class TreeSync(SyncProgress):
     progress_done: int
     progress_total: int
-
-    @property
-    def in_first_sync(self) -> bool:
-        return first_sync_running(self.progress_done, self.progress_total)
 
 
 @dataclass(slots=True)
