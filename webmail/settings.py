@@ -198,7 +198,16 @@ SESSION_ENGINE = "accounts.session_store"
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "webmail:channels"},
+        "CONFIG": {
+            # redis-py 8 gives every connection a 5 s read timeout by default, the same 5 s that
+            # channels_redis blocks for in BZPOPMIN while a process's sockets are quiet: the read then
+            # timed out now and again and took WebSockets down with it (channels_redis issue #422;
+            # seen here: 7 of 250 quiet sockets in 35 s). Reads wait as they did before redis-py 8 (a
+            # finite timeout above BZPOPMIN's also made a cancelled read hang while its loop closed);
+            # a Redis that restarts closes the connection, which channels_redis reconnects.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "socket_connect_timeout": 5}],
+            "prefix": "webmail:channels",
+        },
     }
 }
 

@@ -16,13 +16,18 @@ def in_own_loop(coroutine_function) -> None:
     """Run an async test body on a fresh event loop in its own thread.
 
     Playwright's sync API leaves an event loop on the main thread, where async_to_sync refuses to run.
+    Each loop gets a channel layer of its own: a layer's Redis connections belong to the loop that
+    opened them (a web process has one loop for its life; these tests start one per test).
     """
     import asyncio
     import threading
 
+    from channels.layers import channel_layers
+
     failure: list[BaseException] = []
 
     def target() -> None:
+        channel_layers.backends.clear()
         try:
             asyncio.run(coroutine_function())
         except BaseException as exc:  # handed back to the test thread
@@ -115,6 +120,33 @@ def test_an_event_type_without_a_handler_is_forwarded_not_fatal(alice):
         assert await tab.receive_json_from(timeout=5) == {"type": "future.kind", "x": 1}
         await tab.send_json_to({"type": "ping"})
         assert await tab.receive_json_from(timeout=5) == {"type": "pong"}
+        await tab.disconnect()
+
+    in_own_loop(run)
+
+
+def test_the_channel_layer_may_wait_out_its_blocking_read():
+    """redis-py 8 times reads out after 5 s unless told otherwise, the same 5 s channels_redis waits
+    in BZPOPMIN for a quiet process's next event: sockets then dropped now and again (seen: 7 of 250
+    idle WebSockets in 35 s). The layer's reads must not time out before that wait ends."""
+    from channels.layers import get_channel_layer
+    from channels_redis.utils import create_pool
+
+    layer = get_channel_layer()
+    for host in layer.hosts:
+        timeout = create_pool(host).connection_kwargs["socket_timeout"]
+        assert timeout is None or timeout > layer.brpop_timeout + 5
+
+
+def test_a_socket_quiet_for_longer_than_the_layers_wait_still_receives_events(alice):
+    async def run():
+        import asyncio
+
+        tab, _, _ = await _connect(alice)
+        await tab.receive_json_from()
+        await asyncio.sleep(6)  # past channels_redis' 5 s BZPOPMIN with nothing to read
+        await _send(alice.pk, {"type": "mail.new", "count": 1})
+        assert await tab.receive_json_from(timeout=5) == {"type": "mail.new", "count": 1}
         await tab.disconnect()
 
     in_own_loop(run)
