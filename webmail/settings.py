@@ -129,6 +129,15 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The mail pane's fragments (templates/mail/*.jinja), rendered on nearly every request:
+        # compiled to Python once (see webmail/jinja.py). Views ask for them with using="jinja2".
+        "NAME": "jinja2",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "webmail.jinja.environment"},
+    },
 ]
 
 DATABASES = {

@@ -76,3 +76,57 @@ def test_pages_streams_and_errors_through_the_asgi_handler(live_asgi, alice):
     with pytest.raises(urllib.error.HTTPError) as forged:
         opener.open(urllib.request.Request(live_asgi + "/settings/data/export", data=b"", method="POST"))
     assert forged.value.code == 403
+
+
+def _scope(path: str) -> dict:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+
+
+def test_a_request_thread_is_kept_for_the_next_request_and_dropped_after_a_failure():
+    import asyncio
+    import concurrent.futures
+
+    from webmail.ops.handler import SyncChainASGIHandler
+
+    handler = SyncChainASGIHandler()
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    async def broken_receive():
+        raise ConnectionResetError("the client went away")
+
+    async def run():
+        await handler(_scope("/accounts/login/"), receive, send)
+        assert len(handler.idle_threads) == 1
+        first = handler.idle_threads[0]
+        await handler(_scope("/accounts/login/"), receive, send)
+        assert handler.idle_threads == [first]  # the same thread served the second request
+        with pytest.raises(ConnectionResetError):
+            await handler(_scope("/accounts/login/"), broken_receive, send)
+        assert handler.idle_threads == []  # given up, not handed to the next request
+        await handler(_scope("/accounts/login/"), receive, send)
+        assert len(handler.idle_threads) == 1 and handler.idle_threads[0] is not first
+
+    # In a thread of its own: Playwright's tests leave an event loop running on the main thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result(timeout=60)
+    statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
+    assert statuses == [200, 200, 200]

@@ -101,7 +101,7 @@ def act(request: HttpRequest) -> HttpResponse:
         except Http404:  # the open message is gone (deleted for good): show the empty pane
             context["show_message"] = False
         context["open_id"] = open_id
-    response = render(request, "mail/_action_swap.html", context)
+    response = render(request, "mail/_action_swap.jinja", context, using="jinja2")
     # Raised on <body>, not on the form that sent the action: a live redraw of the list (another
     # change arriving meanwhile) may have removed that form, and an event on a detached element
     # reaches no listener, so the person would never hear that the action was done.
@@ -119,4 +119,4 @@ def mark_read(request: HttpRequest, message_id: int) -> HttpResponse:
     message = access_message(request.user, message_id)
     if not message.seen:
         changes.do_set_flags([message], seen=True)
-    return render(request, "mail/_folders_oob.html", {"trees": folder_tree(request.user)})
+    return render(request, "mail/_folders_oob.jinja", {"trees": folder_tree(request.user)}, using="jinja2")

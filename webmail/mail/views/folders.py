@@ -18,5 +18,5 @@ def toggle_notify(request: HttpRequest, folder_id: int) -> HttpResponse:
     folder = access_folder(request.user, folder_id)
     do_set_notify(folder, request.POST.get("notify") == "on")
     if request.htmx:
-        return render(request, "mail/_notify_toggle.html", {"folder": folder})
+        return render(request, "mail/_notify_toggle.jinja", {"folder": folder}, using="jinja2")
     return redirect("mail_folder", folder_id=folder.pk)

@@ -32,9 +32,9 @@ def render_listing(request: HttpRequest, listing: Listing, **extra: Any) -> Http
     htmx = getattr(request, "htmx", None)
     if htmx and not htmx.history_restore_request:
         if htmx.target == "list-pane":
-            return render(request, "mail/_list_swap.html", context)
+            return render(request, "mail/_list_swap.jinja", context, using="jinja2")
         if htmx.target == "mail":
-            return render(request, "mail/_shell.html", context)
+            return render(request, "mail/_shell.jinja", context, using="jinja2")
     return render(request, "mail/mailbox.html", context)
 
 

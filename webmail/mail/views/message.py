@@ -179,7 +179,12 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
     context = message_context(request, message)
     htmx = getattr(request, "htmx", None)
     if htmx and not htmx.history_restore_request and htmx.target == "message-pane":
-        return render(request, "mail/_message_swap.html", {**context, "trees": folder_tree(request.user)})
+        return render(
+            request,
+            "mail/_message_swap.jinja",
+            {**context, "trees": folder_tree(request.user)},
+            using="jinja2",
+        )
     listing = folder_listing(message.folder, request.GET)
     return render(
         request, "mail/mailbox.html", {**context, "listing": listing, "trees": folder_tree(request.user)}
@@ -192,7 +197,9 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
 def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
     """The body of a collapsed message of a conversation, loaded when it is expanded."""
     message = access_message(request.user, message_id)
-    return render(request, "mail/_body.html", {"m": message, "body": render_body(request, message)})
+    return render(
+        request, "mail/_body.jinja", {"m": message, "body": render_body(request, message)}, using="jinja2"
+    )
 
 
 @login_required
@@ -210,7 +217,9 @@ def allow_remote(request: HttpRequest, message_id: int) -> HttpResponse:
         request.session[REMOTE_MESSAGES] = [*remembered, message.pk]
     if getattr(request, "htmx", None):
         return with_person_time(
-            lambda r: render(r, "mail/_body.html", {"m": message, "body": render_body(r, message)})
+            lambda r: render(
+                r, "mail/_body.jinja", {"m": message, "body": render_body(r, message)}, using="jinja2"
+            )
         )(request)
     return redirect("mail_message", message.pk)
 
