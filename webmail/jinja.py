@@ -7,10 +7,12 @@ render: measured in-process, these fragments took 1.5-3 ms of a 6-7 ms request i
 Everything else (pages, forms, settings, the dashboard) stays in Django's template language.
 
 Views render these with `render(request, "mail/_x.jinja", context, using="jinja2")`; a Django page
-embeds one with `{% jinja "mail/_x.jinja" %}` (webmail/mail/templatetags/jinja_include.py). Escaping
+embeds one with `{% jinja "mail/_x.jinja" %}` (webmail/mail/templatetags/jinja.py). Escaping
 is on; Django's safe strings (`__html__`) pass through unescaped, as in Django's language. The i18n
 extension takes Django's gettext and ngettext, so the msgids are those Django's blocktrans makes
-(`%(n)s`); `makemessages` does not read .jinja files: extract them with Babel's Jinja2 extractor.
+(`%(n)s`); a translation is escaped as Django's {% trans %} escapes it (Jinja would trust it), and
+the values put into it are escaped too. `makemessages` does not read .jinja files: extract them
+with Babel's Jinja2 extractor.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from django.template.defaultfilters import truncatechars
 from django.urls import reverse
 from django.utils import timezone, translation
 from jinja2 import ChainableUndefined, Environment
+from markupsafe import Markup, escape
 
 
 def url(name: str, *args: Any) -> str:
@@ -34,6 +37,18 @@ def isodate(value: datetime | None) -> str:
     return date_filter(timezone.localtime(value), "c") if value else ""
 
 
+def gettext(message: str) -> Markup:
+    return escape(translation.gettext(message))
+
+
+def ngettext(singular: str, plural: str, number: int) -> Markup:
+    return escape(translation.ngettext(singular, plural, number))
+
+
+# Names the templates call: a Django page's context passed to {% jinja %} must not hide them.
+GLOBALS = ("_", "gettext", "ngettext", "url", "message_rows", "unread_badge")
+
+
 def environment(**options: Any) -> Environment:
     from webmail.mail.templatetags import mail_tags
 
@@ -41,7 +56,7 @@ def environment(**options: Any) -> Environment:
     options = {**options, "extensions": ["jinja2.ext.i18n"], "undefined": ChainableUndefined}
     options.pop("autoescape", None)
     env = Environment(autoescape=True, **options)
-    env.install_gettext_callables(translation.gettext, translation.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals.update(
         url=url,
         message_rows=mail_tags.message_rows,

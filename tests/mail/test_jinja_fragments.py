@@ -54,3 +54,19 @@ def test_mail_and_names_are_escaped_in_the_list_tree_and_message_pane(client, al
         assert "<img src=x" not in html
         assert 'onerror="alert' not in html
     assert "&lt;img src=x" in pages[0] and "&lt;img src=x" in pages[2] and "&lt;img src=x" in pages[4]
+
+
+def test_translations_are_escaped_as_djangos_trans_escapes_them():
+    template = engines["jinja2"].from_string(
+        "{{ _('a < b') }}|{{ _('%(q)s!', q='<i>') }}|{% trans n=2 %}{{ n }} <x>{% pluralize n %}{{ n }} <y>{% endtrans %}"
+    )
+    assert template.render({}) == "a &lt; b|&lt;i&gt;!|2 &lt;y&gt;"
+
+
+def test_a_django_pages_context_cannot_hide_the_fragments_functions(rf):
+    from django.template import Context
+
+    page = engines["django"].from_string('{% load jinja %}{% jinja "mail/_folders.jinja" %}')
+    request = rf.get("/mail/")
+    html = page.template.render(Context({"request": request, "url": "oops", "_": "oops", "trees": []}))
+    assert 'href="/mail/inboxes/"' in html and "All inboxes" in html and "oops" not in html

@@ -19,6 +19,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 log = logging.getLogger(__name__)
+PUBLISH_TIMEOUT = 10  # seconds a publication may take before it is given up (and logged)
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid: int | None = None
@@ -64,8 +65,11 @@ def send_event(user_id: int, event: dict[str, Any]) -> Future | None:
     if layer is None:
         return None
     try:
+        # Bounded: the channel layer's reads have no timeout (see CHANNEL_LAYERS), and a Redis that
+        # stops answering must fail the publication (logged), not keep it waiting.
         future = asyncio.run_coroutine_threadsafe(
-            layer.group_send(person_group(user_id), event), _publisher_loop()
+            asyncio.wait_for(layer.group_send(person_group(user_id), event), PUBLISH_TIMEOUT),
+            _publisher_loop(),
         )
     except Exception:  # A push failure must never break the action that caused it.
         log.warning("could not publish %s to person %s", event.get("type"), user_id, exc_info=True)

@@ -32,6 +32,10 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpResponseBase
 from django.urls import set_script_prefix
 
+# Threads kept between requests; ConcurrencyLimit keeps requests (and so threads) below
+# WEBMAIL_WEB_CONCURRENCY, this bounds them when that limit is off.
+MAX_IDLE_THREADS = 64
+
 
 class SyncChainASGIHandler(ASGIHandler):
     """An ASGIHandler whose middleware chain is sync and entered once per request."""
@@ -54,9 +58,12 @@ class SyncChainASGIHandler(ASGIHandler):
             async with ThreadSensitiveContext(executor=thread):
                 await self.handle(scope, receive, send)
         except BaseException:
-            thread.shutdown(wait=False)
+            thread.shutdown(wait=False)  # finishes what it runs, then ends; no one waits for it
             raise
-        self.idle_threads.append(thread)
+        if len(self.idle_threads) < MAX_IDLE_THREADS:
+            self.idle_threads.append(thread)
+        else:
+            thread.shutdown(wait=False)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:

@@ -12,6 +12,8 @@ register = template.Library()
 @register.simple_tag(takes_context=True)
 def jinja(context: template.Context, name: str) -> SafeString:
     """Render NAME with the page's context (and its request: CSRF input, language, time zone)."""
-    request = context.get("request")
-    html = engines["jinja2"].get_template(name).render(context.flatten(), request)
+    from webmail.jinja import GLOBALS
+
+    values = {k: v for k, v in context.flatten().items() if k not in GLOBALS}
+    html = engines["jinja2"].get_template(name).render(values, context.get("request"))
     return mark_safe(html)  # noqa: S308 -- rendered by Jinja with escaping on
