@@ -45,10 +45,6 @@ def ngettext(singular: str, plural: str, number: int) -> Markup:
     return escape(translation.ngettext(singular, plural, number))
 
 
-# Names the templates call: a Django page's context passed to {% jinja %} must not hide them.
-GLOBALS = ("_", "gettext", "ngettext", "url", "message_rows", "unread_badge")
-
-
 def environment(**options: Any) -> Environment:
     from webmail.mail.templatetags import mail_tags
 

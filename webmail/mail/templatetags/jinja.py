@@ -12,8 +12,8 @@ register = template.Library()
 @register.simple_tag(takes_context=True)
 def jinja(context: template.Context, name: str) -> SafeString:
     """Render NAME with the page's context (and its request: CSRF input, language, time zone)."""
-    from webmail.jinja import GLOBALS
-
-    values = {k: v for k, v in context.flatten().items() if k not in GLOBALS}
-    html = engines["jinja2"].get_template(name).render(values, context.get("request"))
+    engine = engines["jinja2"]
+    # The page's context must not hide the functions the fragments call (url, _, message_rows...).
+    values = {k: v for k, v in context.flatten().items() if k not in engine.env.globals}
+    html = engine.get_template(name).render(values, context.get("request"))
     return mark_safe(html)  # noqa: S308 -- rendered by Jinja with escaping on

@@ -33,20 +33,6 @@ MAX_PLAIN_CHARS = 1_000_000
 
 
 @register.filter
-def mail_date(value: datetime | None) -> str:
-    """Return the time for today, the day and month for this year, else the full date (local time)."""
-    if value is None:
-        return ""
-    local = timezone.localtime(value)
-    today = timezone.localdate()
-    if local.date() == today:
-        return formats.time_format(local, "TIME_FORMAT")
-    if local.year == today.year:
-        return formats.date_format(local, "M j")
-    return formats.date_format(local, "SHORT_DATE_FORMAT")
-
-
-@register.filter
 def full_date(value: datetime | None) -> str:
     if value is None:
         return ""
@@ -137,12 +123,6 @@ def plain_body(text: str | None) -> SafeString:
         html.append(_linkify(line) + "\n")
     html.append("</blockquote>" * depth)
     return mark_safe("".join(html))  # noqa: S308 -- every piece of text went through escape()
-
-
-@register.filter
-def get_item(mapping: dict | None, key: object) -> object:
-    """Return MAPPING[KEY] or None (for dict lookups with a variable key)."""
-    return (mapping or {}).get(key)
 
 
 # --- hot paths rendered in Python: a list page has 50 rows and the template engine costs ~2 ms each ---
